@@ -1,0 +1,180 @@
+"""The ``vidgrid`` command line: argument parsing only; each command calls one library function.
+
+User mistakes raise :class:`~vidgrid.errors.VidgridError` anywhere below; they are printed here as a
+single ``error: ...`` line with exit code 2 (``--debug`` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from vidgrid.errors import VidgridError
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML recipe (a path, or the name of a packaged recipe such as 'demo')")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=0.2")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vidgrid", description="Fast video model training with multigrid.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="make a synthetic dataset, train a small X3D with multigrid, evaluate")
+    p.add_argument("--out", default="vidgrid-demo", help="folder for the dataset and the run (default: %(default)s)")
+
+    p = sub.add_parser("train", help="train a model from a recipe")
+    _config_args(p)
+    p.add_argument("--out", default=None, help="run folder (default: runs/<recipe>-<time>)")
+    p.add_argument("--resume", default=None, metavar="auto|CKPT", help="resume from the run folder's latest checkpoint or a file")
+
+    p = sub.add_parser("eval", help="multi-view evaluation of a checkpoint")
+    _config_args(p)
+    p.add_argument("--checkpoint", required=True, help="checkpoint file to evaluate")
+    p.add_argument("--out", default=None, help="folder for predictions and plots (default: beside the checkpoint)")
+
+    p = sub.add_parser("predict", help="top-5 classes of some videos")
+    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by vidgrid train")
+    p.add_argument("--top", type=int, default=5, help="how many classes to list (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser("schedule", help="print (and plot) the multigrid schedule of a recipe")
+    _config_args(p)
+    p.add_argument("--dataset-size", type=int, default=None, help="training videos (default: count the train list)")
+    p.add_argument("--processes", type=int, default=1, help="training processes (default: %(default)s)")
+    p.add_argument("--plot", default="schedule.png", help="PNG to write (default: %(default)s; '' = none)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("profile", help="parameters, GMACs, memory and speed of models")
+    p.add_argument("model", nargs="?", help="registered model name")
+    p.add_argument("--all", action="store_true", help="profile every registered model")
+    p.add_argument("--frames", type=int, default=None, help="input frames (default: the model's own)")
+    p.add_argument("--crop", type=int, default=None, help="input crop (default: the model's own)")
+    p.add_argument("--batch", type=int, default=1, help="clips per step for the speed and memory figures")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object per model")
+
+    p = sub.add_parser("convert", help="convert a PySlowFast or PyTorchVideo checkpoint")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--from", dest="source", choices=["pyslowfast", "pytorchvideo"], required=True)
+    p.add_argument("--model", required=True, help="registered model name the checkpoint belongs to")
+
+    p = sub.add_parser("synth", help="write the synthetic action dataset (H.264 MP4 + lists)")
+    p.add_argument("out_dir")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-per-class", type=int, default=None, help="training videos per class")
+    p.add_argument("--val-per-class", type=int, default=None, help="validation videos per class")
+    p.add_argument("--frames", type=int, default=None, help="frames per video")
+    p.add_argument("--fps", type=int, default=None, help="frames per second")
+    p.add_argument("--size", type=int, default=None, help="frame width and height in pixels")
+    p.add_argument("--workers", type=int, default=None, help="parallel encoder processes")
+
+    data = sub.add_parser("data", help="check or prepare a video dataset").add_subparsers(
+        dest="data_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = data.add_parser("check", help="open every video and report problems")
+    p.add_argument("source", metavar="ROOT_OR_LIST")
+    p.add_argument("--root", default=None, help="data root for relative paths (default: the list's folder)")
+    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
+    p.add_argument("--min-frames", type=int, default=1, help="shorter videos are reported (default: %(default)s)")
+    p.add_argument("--write-clean", default=None, metavar="LIST", help="write the list without the bad videos")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = data.add_parser("prepare", help="re-encode videos for fast random access")
+    p.add_argument("src", help="annotation list or folder per class")
+    p.add_argument("dst", help="output folder (new videos and list)")
+    p.add_argument("--root", default=None, help="data root for relative paths (default: the list's folder)")
+    p.add_argument("--short-side", type=int, default=320, help="resize the short side to this (default: %(default)s)")
+    p.add_argument("--keyint", type=int, default=16, help="frames between key frames (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args) or 0
+    except VidgridError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int | None:
+    cmd = args.command
+    if cmd in ("train", "eval", "schedule"):
+        from vidgrid.config import load_config
+
+        cfg = load_config(args.config, args.overrides)
+
+    if cmd == "demo":
+        from vidgrid.engine.demo import run_demo
+
+        return run_demo(Path(args.out))
+    if cmd == "train":
+        from vidgrid.engine.trainer import train
+
+        out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        train(cfg, out, resume=args.resume)
+        return 0
+    if cmd == "eval":
+        from vidgrid.engine.evaluate import evaluate_checkpoint
+
+        out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
+        evaluate_checkpoint(cfg, Path(args.checkpoint), out)
+        return 0
+    if cmd == "predict":
+        from vidgrid.engine.predict import predict_command
+
+        return predict_command([Path(v) for v in args.videos], Path(args.checkpoint), top=args.top, as_json=args.json)
+    if cmd == "schedule":
+        from vidgrid.multigrid.report import schedule_command
+
+        return schedule_command(
+            cfg, dataset_size=args.dataset_size, processes=args.processes, plot=args.plot or None, as_json=args.json
+        )
+    if cmd == "profile":
+        from vidgrid.models.profile import profile_command
+
+        return profile_command(
+            args.model, all_models=args.all, frames=args.frames, crop=args.crop, batch=args.batch,
+            device=args.device, as_json=args.json,
+        )
+    if cmd == "convert":
+        from vidgrid.models.convert import convert_command
+
+        return convert_command(Path(args.src), Path(args.dst), source=args.source, model=args.model)
+    if cmd == "synth":
+        from vidgrid.data.synthetic import synth_command
+
+        options = {k: getattr(args, k) for k in ("train_per_class", "val_per_class", "frames", "fps", "size", "workers")}
+        return synth_command(Path(args.out_dir), seed=args.seed, **{k: v for k, v in options.items() if v is not None})
+    if cmd == "data" and args.data_command == "check":
+        from vidgrid.data.check import check_command
+
+        return check_command(
+            args.source, root=args.root, workers=args.workers, min_frames=args.min_frames,
+            write_clean=args.write_clean, as_json=args.json,
+        )
+    if cmd == "data" and args.data_command == "prepare":
+        from vidgrid.data.prepare import prepare_command
+
+        return prepare_command(
+            args.src, Path(args.dst), root=args.root, short_side=args.short_side, keyint=args.keyint,
+            workers=args.workers,
+        )
+    raise AssertionError(f"unhandled command {cmd}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

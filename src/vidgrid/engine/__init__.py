@@ -1,0 +1,1 @@
+"""vidgrid.engine"""
