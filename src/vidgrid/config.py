@@ -207,8 +207,10 @@ class EvalConfig:
     """K uniformly spaced temporal clips per video."""
     crops: Literal[1, 3] = 3
     """Spatial crops per clip: 1 (center) or 3 (left/center/right, or top/center/bottom)."""
+    crop: int = 0
+    """Test crop size; 0 = ``data.crop`` (X3D tests at a larger crop than it trains on)."""
     short_side: int = 0
-    """Short side the video is resized to before cropping; 0 = ``data.crop``."""
+    """Short side the video is resized to before cropping; 0 = the test crop."""
     batch_size: int = 8
     """Videos per evaluation batch."""
 
@@ -269,6 +271,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         for part in reversed(key.split(".")):
             tree = {part: tree}
         _merge(cfg, tree, where="command line", prefix="")
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(tree: dict[str, Any], *, where: str = "saved config") -> Config:
+    """A Config from a plain nested dict (as :func:`config_to_dict` writes it), checked like a recipe."""
+    cfg = Config()
+    _merge(cfg, tree, where=where, prefix="")
     validate(cfg)
     return cfg
 
@@ -335,6 +345,11 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise bad
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
@@ -387,6 +402,9 @@ def validate(cfg: Config) -> None:
         (cfg.multigrid.epoch_factor > 0, "multigrid.epoch_factor", "a positive number"),
         (cfg.multigrid.bn_base_size >= 1, "multigrid.bn_base_size", "an integer >= 1"),
         (cfg.eval.clips >= 1, "eval.clips", "an integer >= 1"),
+        (cfg.eval.crop >= 0, "eval.crop", "an integer >= 0 (0 = data.crop)"),
+        (cfg.eval.short_side == 0 or cfg.eval.short_side >= (cfg.eval.crop or cfg.data.crop), "eval.short_side",
+         "0 or at least the test crop"),
         (cfg.eval.batch_size >= 1, "eval.batch_size", "an integer >= 1"),
     ]
     for ok, key, expected in checks:

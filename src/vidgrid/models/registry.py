@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 from torch import nn
@@ -26,7 +27,14 @@ def list_models() -> list[str]:
 
 
 def create_model(name: str, num_classes: int = 400, **overrides) -> nn.Module:
-    """Build a registered model; unknown names are a one-line error listing the valid ones."""
+    """Build a registered model; unknown names and options are one-line errors listing the valid ones."""
     if name not in _BUILDERS:
         raise ConfigError(f"unknown model '{name}' (valid: {', '.join(list_models())})")
-    return _BUILDERS[name](num_classes=num_classes, **overrides)
+    builder = _BUILDERS[name]
+    params = inspect.signature(builder).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        valid = [n for n in params if n != "num_classes"]
+        for key in overrides:
+            if key not in params:
+                raise ConfigError(f"model '{name}' has no option '{key}' (valid: {', '.join(valid)})")
+    return builder(num_classes=num_classes, **overrides)

@@ -1,0 +1,272 @@
+"""Training and test datasets: one video -> a uint8 clip on the sampling grid the batch sampler asks for.
+
+Training (:class:`VideoClipDataset`) is indexed by ``(index, ClipShape)``: the multigrid batch sampler
+chooses the shape t × s² of each mini-batch and the dataset resamples the video on a grid that
+yields it (multigrid paper §3.1, §4 "Multigrid Training Details"):
+
+- time: stride uniform in [τ, τ·T/t] with a random start (``stride``), or one random frame per equal
+  segment (``segment``, SSv2); a span longer than the video repeats the last frame;
+- space: short-side jitter in [round(min_short·s/S), max_short] then a random s×s crop
+  (``rescale_crop``), or RandomResizedCrop to s×s (``resized_crop``); optional horizontal flip and
+  RandAugment (one op sequence per clip).
+
+Output: uint8 (C, T, H, W); normalisation to float happens on the device, not in the workers.
+
+**Randomness.** Every draw of an item comes from ``random.Random`` seeded with (seed, epoch, index,
+shape, attempt), so a run is reproducible whatever the number of workers, and augmentations change
+with the epoch: call :meth:`VideoClipDataset.set_epoch` before iterating each epoch. The epoch lives
+in shared memory, so persistent DataLoader workers see it too.
+
+**Broken videos never stop a run.** A video that is missing, cannot be decoded, or has fewer frames
+than the base clip length T is replaced by another random sample of the same shape, at most
+``max_retries`` times (then :class:`~vidgrid.errors.DataError`). Failures go into a shared-memory
+table of codes per sample (created before the DataLoader forks its workers), so each is logged once
+with path and reason and :meth:`VideoClipDataset.skipped` lists them in the main process even when
+the workers did the decoding. A video once found bad is not decoded again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch.utils.data import Dataset
+
+from vidgrid.data import sampling, transforms
+from vidgrid.data.decode import DecodeError, decode_frames, probe_video
+from vidgrid.data.randaugment import rand_augment as apply_rand_augment
+from vidgrid.errors import DataError
+from vidgrid.types import ClipShape
+
+if TYPE_CHECKING:
+    from vidgrid.data.annotations import Annotations, Sample
+
+log = logging.getLogger(__name__)
+
+FAILURE_REASONS = ("", "missing file", "zero-length file", "cannot decode", "fewer frames than the base clip")
+"""Failure code -> reason; 0 = no failure seen. Codes live in an int8 shared-memory tensor."""
+_TOO_SHORT = 4
+
+
+def _failure_code(error: DecodeError) -> int:
+    """Code of a decode failure in :data:`FAILURE_REASONS` (anything unnamed is 'cannot decode')."""
+    return FAILURE_REASONS.index(error.reason) if error.reason in FAILURE_REASONS[1:3] else 3
+
+
+def make_target(sample: Sample, num_classes: int, multi_label: bool) -> torch.Tensor:
+    """int64 scalar class id, or a float multi-hot (num_classes,) vector for multi-label data."""
+    if not multi_label:
+        return torch.tensor(sample.label, dtype=torch.int64)
+    target = torch.zeros(num_classes)
+    target[list(sample.labels)] = 1.0
+    return target
+
+
+class _FailureTable:
+    """Per-sample failure codes and frame counts in shared memory, plus log-once bookkeeping."""
+
+    def __init__(self, samples: Sequence[Sample]) -> None:
+        self.samples = samples
+        self.codes = torch.zeros(len(samples), dtype=torch.int8).share_memory_()
+        self.num_frames = torch.zeros(len(samples), dtype=torch.int32).share_memory_()  # 0 = not probed
+
+    def is_bad(self, index: int) -> bool:
+        return bool(self.codes[index] != 0)
+
+    def record(self, index: int, code: int, detail: str) -> None:
+        """Mark sample ``index`` bad; the first process to see it logs path and reason."""
+        if self.codes[index] == 0:
+            self.codes[index] = code
+            log.warning("skipping video %s: %s", self.samples[index].path, detail)
+
+    def frame_count(self, index: int) -> int:
+        """The video's frame count, probed once and cached for every worker (raises DecodeError)."""
+        count = int(self.num_frames[index])
+        if count == 0:
+            count = probe_video(self.samples[index].path).num_frames
+            self.num_frames[index] = count
+        return count
+
+    def skipped(self) -> list[tuple[str, str]]:
+        bad = torch.nonzero(self.codes).flatten().tolist()
+        return [(str(self.samples[i].path), FAILURE_REASONS[int(self.codes[i])]) for i in bad]
+
+
+class _TooShort(Exception):
+    pass
+
+
+class VideoClipDataset(Dataset):
+    """Training clips: ``dataset[(index, ClipShape(t, s))] -> (uint8 (3, t, s, s), target, index)``.
+
+    ``index`` in the result is the sample actually served (a replacement if the asked one was bad),
+    so that it matches the target.
+    """
+
+    def __init__(
+        self,
+        annotations: Annotations,
+        *,
+        base_frames: int,
+        sampling_rate: int,
+        base_crop: int,
+        temporal_sampling: Literal["stride", "segment"] = "stride",
+        spatial_sampling: Literal["rescale_crop", "resized_crop"] = "rescale_crop",
+        min_short: int = 256,
+        max_short: int = 320,
+        flip: bool = True,
+        rand_augment: tuple[int, int] | None = None,
+        max_retries: int = 10,
+        seed: int = 0,
+    ) -> None:
+        """``rand_augment``: (ops n, magnitude m) or None = off. ``base_frames`` T, ``sampling_rate`` τ
+        and ``base_crop`` S are the base grid the multigrid shapes are relative to."""
+        if not annotations.samples:
+            raise DataError("training annotations contain no videos")
+        self.annotations = annotations
+        self.base_frames = base_frames
+        self.sampling_rate = sampling_rate
+        self.base_crop = base_crop
+        self.temporal_sampling = temporal_sampling
+        self.spatial_sampling = spatial_sampling
+        self.min_short = min_short
+        self.max_short = max_short
+        self.flip = flip
+        self.rand_augment = rand_augment
+        self.max_retries = max_retries
+        self.seed = seed
+        self._failures = _FailureTable(annotations.samples)
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+
+    def __len__(self) -> int:
+        return len(self.annotations.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's augmentation draws (call in the main process before iterating)."""
+        self._epoch[0] = epoch
+
+    def skipped(self) -> list[tuple[str, str]]:
+        """``(path, reason)`` of every video found bad so far, by this process or its workers."""
+        return self._failures.skipped()
+
+    def __getitem__(self, item: tuple[int, ClipShape]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        index, shape = item
+        epoch = int(self._epoch[0])
+        candidate = index
+        for attempt in range(self.max_retries + 1):
+            rng = random.Random(f"{self.seed}/{epoch}/{index}/{shape.frames}x{shape.crop}/{attempt}")
+            if attempt > 0:
+                candidate = rng.randrange(len(self))
+            if self._failures.is_bad(candidate):
+                continue
+            try:
+                clip = self._clip(candidate, shape, rng)
+            except DecodeError as e:
+                self._failures.record(candidate, _failure_code(e), e.reason)
+                continue
+            except _TooShort as e:
+                self._failures.record(candidate, _TOO_SHORT, str(e))
+                continue
+            sample = self.annotations.samples[candidate]
+            return clip, make_target(sample, self.annotations.num_classes, self.annotations.multi_label), candidate
+        raise DataError(
+            f"{self.annotations.samples[index].path}: no decodable replacement found in {self.max_retries} retries "
+            f"({len(self.skipped())} of {len(self)} videos bad so far); run 'vidgrid data check' on the list"
+        )
+
+    def _clip(self, index: int, shape: ClipShape, rng: random.Random) -> torch.Tensor:
+        """Decode and augment one clip of sample ``index``: uint8 (C, t, s, s)."""
+        num_frames = self._failures.frame_count(index)
+        if num_frames < self.base_frames:
+            raise _TooShort(f"{num_frames} frames, fewer than the base clip's {self.base_frames}")
+        if self.temporal_sampling == "segment":
+            indices = sampling.random_segment_indices(num_frames, shape.frames, rng)
+        else:
+            indices = sampling.random_stride_indices(num_frames, shape.frames, self.base_frames, self.sampling_rate, rng)
+        frames = decode_frames(self.annotations.samples[index].path, indices)  # (t, H, W, 3)
+        if self.spatial_sampling == "resized_crop":
+            frames = transforms.random_resized_crop(frames, shape.crop, rng)
+        else:
+            short_range = transforms.jitter_range(shape.crop, self.base_crop, self.min_short, self.max_short)
+            frames = transforms.random_rescale_crop(frames, shape.crop, short_range, rng)
+        if self.flip:
+            frames = transforms.random_hflip(frames, rng)
+        if self.rand_augment is not None:
+            frames = apply_rand_augment(frames, *self.rand_augment, rng)
+        return transforms.to_model_layout(frames)  # (t, s, s, C) -> (C, t, s, s)
+
+
+class VideoTestDataset(Dataset):
+    """Multi-view test clips: ``dataset[index] -> (uint8 (V, 3, T, s, s), target, index)``, V = clips × crops.
+
+    Each video is decoded once (the union of all views' frames), its short side resized to
+    ``short_side``, and every view cut from those frames. A broken video gives all-zero views and
+    index -1 (the evaluator leaves it out); it is logged once and listed by :meth:`skipped`.
+    """
+
+    def __init__(
+        self,
+        annotations: Annotations,
+        *,
+        frames: int,
+        sampling_rate: int,
+        clips: int,
+        crops: Literal[1, 3],
+        short_side: int,
+        crop: int,
+        temporal_sampling: Literal["stride", "segment"] = "stride",
+    ) -> None:
+        if crop > short_side:
+            raise DataError(f"test crop {crop} is larger than the test short side {short_side}")
+        self.annotations = annotations
+        self.frames = frames
+        self.sampling_rate = sampling_rate
+        self.clips = clips
+        self.crops = crops
+        self.short_side = short_side
+        self.crop = crop
+        self.temporal_sampling = temporal_sampling
+        self._failures = _FailureTable(annotations.samples)
+
+    def __len__(self) -> int:
+        return len(self.annotations.samples)
+
+    @property
+    def num_views(self) -> int:
+        return self.clips * self.crops
+
+    def skipped(self) -> list[tuple[str, str]]:
+        """``(path, reason)`` of every video that could not be decoded, by this process or its workers."""
+        return self._failures.skipped()
+
+    def view_indices(self, num_frames: int) -> list[list[int]]:
+        """Frame indices of the K temporal clips of a ``num_frames`` video."""
+        if self.temporal_sampling == "segment":
+            return sampling.eval_segment_indices(num_frames, self.frames, self.clips)
+        return sampling.eval_stride_indices(num_frames, self.frames, self.sampling_rate, self.clips)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        sample = self.annotations.samples[index]
+        target = make_target(sample, self.annotations.num_classes, self.annotations.multi_label)
+        try:
+            views = self._views(sample.path, self._failures.frame_count(index))
+        except DecodeError as e:
+            self._failures.record(index, _failure_code(e), e.reason)
+            return torch.zeros(self.num_views, 3, self.frames, self.crop, self.crop, dtype=torch.uint8), target, -1
+        return views, target, index
+
+    def _views(self, path, num_frames: int) -> torch.Tensor:
+        """All views of one video from a single decode: uint8 (V, C, T, s, s)."""
+        clips = self.view_indices(num_frames)
+        union = sorted({i for clip in clips for i in clip})
+        frames = transforms.resize_short_side(decode_frames(path, union), self.short_side)  # (U, h, w, 3)
+        position = {frame: k for k, frame in enumerate(union)}
+        boxes = transforms.eval_crop_boxes(frames.shape[1], frames.shape[2], self.crop, self.crops)
+        views = []
+        for clip in clips:
+            clip_frames = frames[torch.tensor([position[i] for i in clip])]  # (T, h, w, 3)
+            views.extend(transforms.to_model_layout(transforms.crop(clip_frames, box)) for box in boxes)
+        return torch.stack(views)  # (V, C, T, s, s)

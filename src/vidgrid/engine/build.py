@@ -1,0 +1,100 @@
+"""Config → components: the thin factories between a recipe and the typed library functions.
+
+Everything here is at the edge (it reads the run :class:`~vidgrid.config.Config`); the modules it
+calls take explicit arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vidgrid.config import Config
+from vidgrid.data.annotations import Annotations, load_annotations
+from vidgrid.errors import ConfigError, DataError
+from vidgrid.models import create_model
+from vidgrid.types import ClipShape
+
+
+# --------------------------------------------------------------------------------------------------
+# data
+
+
+def load_split(cfg: Config, which: str) -> Annotations:
+    """The annotations of ``data.train_list`` or ``data.val_list`` (``which`` = ``train`` / ``val``)."""
+    source = getattr(cfg.data, f"{which}_list")
+    if not source:
+        raise ConfigError(f"'data.{which}_list' is empty: give the {which} annotation list (or folder)")
+    root = cfg.data.root or None
+    if root is not None and not Path(root).is_dir():
+        raise ConfigError(f"'data.root' = {root!r}: folder does not exist")
+    try:
+        return load_annotations(source, root=root, format=cfg.data.format, classes=cfg.data.classes or None)
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else "not a text file"
+        raise DataError(f"{source}: cannot read the annotations ({reason})") from None
+
+
+def use_flip(cfg: Config, annotations: Annotations) -> bool:
+    """``data.flip``, or on unless the dataset's ``meta.json`` says it is flip-sensitive."""
+    if cfg.data.flip is not None:
+        return cfg.data.flip
+    return not annotations.meta.get("flip_sensitive", False)
+
+
+# --------------------------------------------------------------------------------------------------
+# model
+
+
+def build_model(cfg: Config, *, num_classes: int) -> nn.Module:
+    """The registered model ``model.name`` with the recipe's dropout, drop path and options."""
+    return create_model(
+        cfg.model.name,
+        num_classes=cfg.model.num_classes or num_classes,
+        dropout=cfg.model.dropout,
+        drop_path=cfg.model.drop_path,
+        **cfg.model.options,
+    )
+
+
+def check_shapes(model: nn.Module, shapes: Iterable[ClipShape], *, model_name: str) -> None:
+    """Every clip shape of the run fits the model (frames and crop), checked before the first step."""
+    for shape in sorted(set(shapes)):
+        if shape.frames < model.min_frames:
+            raise ConfigError(
+                f"'data.frames': the run uses {shape} clips but {model_name} needs at least {model.min_frames} "
+                f"frames (its temporal kernel); raise data.frames"
+            )
+        if shape.frames % model.frames_multiple:
+            raise ConfigError(
+                f"'data.frames': the run uses {shape} clips but {model_name} needs frames divisible by "
+                f"{model.frames_multiple}"
+            )
+        if shape.crop % model.crop_multiple:
+            raise ConfigError(
+                f"'data.crop': the run uses {shape} clips but {model_name} needs a crop divisible by "
+                f"{model.crop_multiple}"
+            )
+
+
+def load_pretrained(model: nn.Module, path: str) -> None:
+    """Initialise from a vidgrid checkpoint; a classifier of another size stays freshly initialised."""
+    from vidgrid.engine.checkpoint import load_checkpoint, load_model_weights
+
+    state = dict(load_checkpoint(path)["model"])
+    own = model.state_dict()
+    for key in [k for k in state if k.startswith("head.") and k in own and state[k].shape != own[k].shape]:
+        state[key] = own[key]
+    load_model_weights(model, state, source=path)
+
+
+def prepare_model(model: nn.Module, cfg: Config, device: torch.device) -> nn.Module:
+    """Move to the device, in channels_last_3d if asked."""
+    model = model.to(device)
+    if cfg.model.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    return model

@@ -1,0 +1,282 @@
+"""What a person reads during and after a run: a progress line, ``metrics.jsonl``, TensorBoard, plots.
+
+``metrics.jsonl`` holds one JSON object per line::
+
+    {"split": "train", "iteration": 120, "epoch": 2.4, "wall_s": 61.3, "loss": 1.23, "lr": 0.05, ...}
+    {"split": "val", "iteration": 500, "epoch": 10, "wall_s": 250.0, "top1": 0.91, "top5": 1.0, ...}
+
+``split`` is ``train`` or ``val``; ``wall_s`` is training wall time (continued across resumes). The
+same numbers go to TensorBoard as ``<split>/<key>`` at step ``iteration``. Only rank 0 logs: the
+caller decides that. :func:`plot_run` turns the file into PNGs; :func:`write_summary` writes
+``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from vidgrid.types import ClipShape
+
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+SUMMARY_KEYS = ("top1", "top5", "wall_time_s", "iterations", "epochs", "clips_seen", "skipped_videos")
+"""Keys every ``summary.json`` has (issue 5 §6); accuracies are fractions in 0–1."""
+
+
+def format_duration(seconds: float) -> str:
+    """``3725`` → ``1:02:05``; ``65`` → ``1:05``."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    s = int(round(seconds))
+    h, m, s = s // 3600, s // 60 % 60, s % 60
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def progress_line(
+    *,
+    iteration: int,
+    total: int,
+    epoch: int,
+    epochs: int,
+    loss: float,
+    lr: float,
+    clips_per_s: float,
+    batch: int,
+    shape: ClipShape,
+    elapsed_s: float,
+    eta_s: float,
+) -> str:
+    """One status line: ``it 120/3000 ep 3/15 | loss 1.234 | lr 1.23e-02 | 45.1 clips/s | 32×8x112² | 1:05 < 12:00``."""
+    return (
+        f"it {iteration}/{total} ep {epoch}/{epochs} | loss {loss:.4f} | lr {lr:.3g} | "
+        f"{clips_per_s:.1f} clips/s | {batch}×{shape} | {format_duration(elapsed_s)} < {format_duration(eta_s)}"
+    )
+
+
+class Progress:
+    """A progress bar that rewrites one line on a terminal and prints a plain line every
+    ``interval_s`` seconds otherwise (log files, CI). The ETA assumes a constant time per iteration,
+    which multigrid keeps roughly true by scaling the batch with the shape (paper Eq. 1)."""
+
+    def __init__(
+        self,
+        total_iterations: int,
+        *,
+        epochs: int,
+        start_iteration: int = 0,
+        stream: TextIO | None = None,
+        interval_s: float = 10.0,
+    ) -> None:
+        self.total = total_iterations
+        self.epochs = epochs
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interval_s = interval_s if not self.tty else 0.2
+        self.start_iteration = start_iteration
+        self.start_time = time.perf_counter()
+        self.last_print = -math.inf
+        self._open_line = False
+
+    def update(
+        self, iteration: int, *, epoch: int, loss: float, lr: float, clips_per_s: float, batch: int, shape: ClipShape
+    ) -> None:
+        """Report that ``iteration`` optimizer steps are done (printing is rate-limited)."""
+        now = time.perf_counter()
+        if now - self.last_print < self.interval_s and iteration < self.total:
+            return
+        self.last_print = now
+        elapsed = now - self.start_time
+        done = iteration - self.start_iteration
+        eta = elapsed / done * (self.total - iteration) if done > 0 else math.nan
+        line = progress_line(
+            iteration=iteration, total=self.total, epoch=epoch, epochs=self.epochs, loss=loss, lr=lr,
+            clips_per_s=clips_per_s, batch=batch, shape=shape, elapsed_s=elapsed, eta_s=eta,
+        )
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+            self._open_line = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def write(self, text: str) -> None:
+        """Print a message on its own line (e.g. the validation result) without breaking the bar."""
+        if self._open_line:
+            self.stream.write("\r\033[K")
+            self._open_line = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._open_line:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open_line = False
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` (a torn last line from a crash is ignored)."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+class MetricsLogger:
+    """Appends records to ``out_dir/metrics.jsonl`` and TensorBoard (``out_dir/tb``).
+
+    ``resume_iteration``: the run restarts from a checkpoint at that iteration; records logged
+    after it (before a crash) are dropped and the wall clock continues from the last kept record.
+    """
+
+    def __init__(self, out_dir: Path, *, tensorboard: bool = True, resume_iteration: int | None = None) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.path = out_dir / METRICS_FILE
+        self.wall_offset_s = 0.0
+        if resume_iteration is None:
+            self.path.write_text("")
+        else:
+            kept = [r for r in read_metrics(self.path) if r.get("iteration", 0) <= resume_iteration]
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            self.wall_offset_s = max((float(r.get("wall_s", 0.0)) for r in kept), default=0.0)
+        self.file = self.path.open("a")
+        self.start = time.perf_counter()
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # slow import: only when used
+
+            # events after the checkpoint's iteration were logged before a crash: TensorBoard drops them
+            purge = None if resume_iteration is None else resume_iteration + 1
+            self.writer = SummaryWriter(log_dir=str(out_dir / "tb"), purge_step=purge)
+
+    @property
+    def wall_s(self) -> float:
+        """Training wall time so far, including the time before a resume."""
+        return self.wall_offset_s + time.perf_counter() - self.start
+
+    def log(self, split: str, *, iteration: int, epoch: float, **values: float | int | str) -> dict[str, Any]:
+        """Write one record; numbers also go to TensorBoard as ``<split>/<key>``. Returns the record."""
+        record: dict[str, Any] = {"split": split, "iteration": iteration, "epoch": epoch, "wall_s": round(self.wall_s, 3)}
+        record.update(values)
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.writer is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    self.writer.add_scalar(f"{split}/{key}", value, iteration)
+        return record
+
+    def close(self) -> None:
+        self.file.close()
+        if self.writer is not None:
+            self.writer.close()
+
+    def __enter__(self) -> MetricsLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _series(records: list[dict[str, Any]], split: str, key: str) -> tuple[list[float], list[float], list[float]]:
+    """(iterations, wall seconds, values) of ``key`` in the ``split`` records that have it."""
+    rows = [r for r in records if r.get("split") == split and isinstance(r.get(key), (int, float))]
+    return [r["iteration"] for r in rows], [r.get("wall_s", 0.0) for r in rows], [float(r[key]) for r in rows]
+
+
+def _plot_pair(path: Path, title: str, ylabel: str, curves: list[tuple[str, list, list, list]], *, log_y: bool = False) -> None:
+    """Two panels, the same curves against iteration (left) and wall time (right)."""
+    from matplotlib.figure import Figure
+
+    longest = max((max(c[2], default=0.0) for c in curves), default=0.0)
+    unit, scale = ("min", 60.0) if longest > 600 else ("s", 1.0)
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, xlabel in ((axes[0], "iteration"), (axes[1], f"wall time ({unit})")):
+        for label, iters, walls, values in curves:
+            x = iters if xlabel == "iteration" else [w / scale for w in walls]
+            ax.plot(x, values, label=label, marker="o" if len(values) < 30 else None)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if log_y:
+            ax.set_yscale("log")
+        if len(curves) > 1:
+            ax.legend()
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+
+
+def running_mean(values: list[float], window: int) -> list[float]:
+    """Mean of the last ``window`` values at each position (fewer at the start)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_run(out_dir: Path) -> list[Path]:
+    """PNGs of loss, accuracy and LR against iteration and wall time from ``out_dir/metrics.jsonl``:
+    ``loss.png``, ``accuracy.png`` and ``lr.png`` (each only when the file has such values)."""
+    records = read_metrics(out_dir / METRICS_FILE)
+    written = []
+    train_loss = _series(records, "train", "loss")
+    loss = [("train", *train_loss), ("val", *_series(records, "val", "loss"))]
+    if len(train_loss[2]) >= 50:  # noisy: add a running mean over 2% of the points
+        loss.append(("train (running mean)", train_loss[0], train_loss[1], running_mean(train_loss[2], len(train_loss[2]) // 50)))
+    loss = [c for c in loss if c[3]]
+    if loss:
+        low, high = min(min(c[3]) for c in loss), max(max(c[3]) for c in loss)
+        _plot_pair(out_dir / "loss.png", "loss", "loss", loss, log_y=low > 0 and high / low > 20)
+        written.append(out_dir / "loss.png")
+    acc = [(name, *_series(records, "val", key)) for name, key in (("top-1", "top1"), ("top-5", "top5"), ("mAP", "mAP"))]
+    acc = [(name, it, wall, [100 * v for v in vals]) for name, it, wall, vals in acc if vals]
+    if acc:
+        _plot_pair(out_dir / "accuracy.png", "validation accuracy", "%", acc)
+        written.append(out_dir / "accuracy.png")
+    lr = _series(records, "train", "lr")
+    if lr[2]:
+        _plot_pair(out_dir / "lr.png", "learning rate", "lr", [("lr", *lr)])
+        written.append(out_dir / "lr.png")
+    return written
+
+
+def write_summary(out_dir: Path, summary: dict[str, Any]) -> Path:
+    """Write ``out_dir/summary.json`` (atomically); it must hold every key of :data:`SUMMARY_KEYS`."""
+    missing = [k for k in SUMMARY_KEYS if k not in summary]
+    if missing:
+        raise ValueError(f"summary lacks {', '.join(missing)}")
+    path = out_dir / SUMMARY_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """``top-1 93.8% · top-5 100.0% · 1,234 iterations · 15 epochs · 2:13 wall`` for the terminal."""
+    parts = [f"top-1 {100 * summary['top1']:.1f}%", f"top-5 {100 * summary['top5']:.1f}%"]
+    if "mAP" in summary:
+        parts.insert(0, f"mAP {100 * summary['mAP']:.1f}%")
+    parts += [
+        f"{summary['iterations']:,} iterations",
+        f"{summary['epochs']} epochs",
+        f"{format_duration(summary['wall_time_s'])} wall",
+    ]
+    skipped = summary["skipped_videos"]
+    count = len(skipped) if isinstance(skipped, (list, tuple)) else int(skipped)
+    if count:
+        parts.append(f"{count} unreadable videos skipped")
+    return " · ".join(parts)

@@ -1,0 +1,79 @@
+"""Classification metrics from video-level scores (all fractions in 0–1).
+
+Single-label (Kinetics, SSv2): top-1 / top-5 accuracy, mean class accuracy (mean of per-class
+recall over classes present), the confusion matrix. Multi-label (Charades, multigrid paper §7):
+mean average precision over classes with at least one positive, plus hit@1 / hit@5 (the top-k
+scores contain a true class) reported as ``top1`` / ``top5``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def topk_accuracy(scores: torch.Tensor, targets: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[int, float]:
+    """Fraction of rows of ``scores (N, K)`` whose true class ``targets (N,)`` is among the k best
+    (k is capped at K)."""
+    if scores.shape[0] == 0:
+        return {k: 0.0 for k in ks}
+    top = scores.topk(min(max(ks), scores.shape[1]), dim=1).indices  # (N, kmax), best first
+    hits = top == targets.view(-1, 1)
+    return {k: hits[:, :k].any(dim=1).float().mean().item() for k in ks}
+
+
+def topk_hit_multilabel(scores: torch.Tensor, targets: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[int, float]:
+    """Fraction of rows whose k best classes contain at least one positive of ``targets (N, K)``."""
+    if scores.shape[0] == 0:
+        return {k: 0.0 for k in ks}
+    top = scores.topk(min(max(ks), scores.shape[1]), dim=1).indices
+    positive = targets.gather(1, top) > 0.5  # (N, kmax)
+    return {k: positive[:, :k].any(dim=1).float().mean().item() for k in ks}
+
+
+def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``int64 (K, K)``: row = true class, column = predicted class."""
+    flat = targets.long() * num_classes + predictions.long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def mean_class_accuracy(confusion: torch.Tensor) -> float:
+    """Mean over classes that occur of (correct / occurrences), from a confusion matrix."""
+    support = confusion.sum(dim=1)
+    present = support > 0
+    if not present.any():
+        return 0.0
+    recall = confusion.diag()[present].double() / support[present].double()
+    return recall.mean().item()
+
+
+def average_precision(scores: torch.Tensor, positives: torch.Tensor) -> float:
+    """AP of one class: mean precision at the rank of each positive, scores sorted descending."""
+    order = scores.argsort(descending=True, stable=True)
+    hits = positives[order].double()
+    if hits.sum() == 0:
+        return float("nan")
+    precision = hits.cumsum(0) / torch.arange(1, len(hits) + 1, dtype=torch.float64)
+    return (precision * hits).sum().item() / hits.sum().item()
+
+
+def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor) -> float:
+    """mAP of ``scores (N, K)`` against multi-hot ``targets (N, K)``, over classes with a positive."""
+    aps = [average_precision(scores[:, k], targets[:, k] > 0.5) for k in range(scores.shape[1])]
+    valid = [a for a in aps if a == a]  # drop classes without positives (NaN)
+    return sum(valid) / len(valid) if valid else 0.0
+
+
+def classification_metrics(scores: torch.Tensor, targets: torch.Tensor, *, multi_label: bool) -> dict[str, float]:
+    """The metrics reported for a validation set.
+
+    Single-label: ``top1``, ``top5``, ``mean_class_acc``; multi-label: ``mAP``, ``top1``, ``top5``
+    (hit@k). ``scores (N, K)``; ``targets`` ids ``(N,)`` or multi-hot ``(N, K)``.
+    """
+    scores = scores.float().cpu()
+    targets = targets.cpu()
+    if multi_label:
+        hit = topk_hit_multilabel(scores, targets)
+        return {"mAP": mean_average_precision(scores, targets), "top1": hit[1], "top5": hit[5]}
+    acc = topk_accuracy(scores, targets)
+    confusion = confusion_matrix(scores.argmax(dim=1), targets, scores.shape[1])
+    return {"top1": acc[1], "top5": acc[5], "mean_class_acc": mean_class_accuracy(confusion)}

@@ -1,0 +1,150 @@
+"""Mixup and CutMix on video batches, on the device, with soft (label-smoothed) targets.
+
+Mixup (Zhang et al., ICLR 2018): ``x = λ·x_i + (1-λ)·x_j``, ``λ ~ Beta(α, α)``. CutMix (Yun et al.,
+ICCV 2019): a box of area ``(1-λ)·H·W`` from ``x_j`` pasted into ``x_i``, the same box in every frame,
+``λ`` then corrected to the area actually kept. Targets mix with the same ``λ``. Seed 000 explains
+the MViT choice α = 0.8 for Mixup and α = 1.0 for CutMix (larger α, stronger mixing); with both on,
+each batch uses one of them (CutMix with probability ``switch_prob``).
+
+Layouts: clips ``float (B, C, T, H, W)``; targets ``int64 (B,)`` class ids, or ``float (B, K)``
+multi-hot for multi-label data; soft targets out ``float (B, K)``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import torch
+
+from vidgrid.config import TrainConfig
+
+
+def smooth_targets(targets: torch.Tensor, num_classes: int, smoothing: float, *, multi_label: bool) -> torch.Tensor:
+    """Class ids ``(B,)`` → one-hot ``(B, K)`` with ``smoothing/K`` on every class (rows sum to 1);
+    multi-hot ``(B, K)`` → ``y·(1-ε) + ε/2`` (per-class binary smoothing)."""
+    if multi_label:
+        y = targets.float()
+        return y * (1.0 - smoothing) + 0.5 * smoothing
+    off = smoothing / num_classes
+    y = torch.full((targets.shape[0], num_classes), off, dtype=torch.float32, device=targets.device)
+    return y.scatter_(1, targets.long().view(-1, 1), 1.0 - smoothing + off)
+
+
+def cutmix_box(height: int, width: int, lam: float, rng: random.Random) -> tuple[int, int, int, int]:
+    """A box ``(y0, y1, x0, x1)`` of about ``(1-λ)·H·W`` pixels centred uniformly, clipped to the frame."""
+    ratio = math.sqrt(1.0 - lam)
+    cut_h, cut_w = int(height * ratio), int(width * ratio)
+    cy, cx = rng.randrange(height), rng.randrange(width)
+    y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
+    x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+    return y0, y1, x0, x1
+
+
+def mixup_clips(clips: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:
+    """``λ·x + (1-λ)·x[perm]`` for ``(B, C, T, H, W)`` clips."""
+    return clips.mul(lam).add_(clips[perm], alpha=1.0 - lam)
+
+
+def cutmix_clips(clips: torch.Tensor, perm: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+    """``x`` with the H×W ``box`` of every frame taken from ``x[perm]``; returns a new tensor."""
+    y0, y1, x0, x1 = box
+    out = clips.clone()
+    out[..., y0:y1, x0:x1] = clips[perm][..., y0:y1, x0:x1]  # (B, C, T, H, W): same box in all frames
+    return out
+
+
+@dataclass
+class MixResult:
+    """What one call of :class:`Mixer` did (for logging and tests)."""
+
+    clips: torch.Tensor
+    """Mixed clips ``float (B, C, T, H, W)``."""
+    targets: torch.Tensor
+    """Soft targets ``float (B, K)``."""
+    lam: float
+    """Weight of the original sample (after the CutMix area correction); 1 = no mixing."""
+    mode: str
+    """``mixup``, ``cutmix`` or ``none``."""
+
+
+class Mixer:
+    """Per-batch Mixup / CutMix with label smoothing; turns any target batch into soft targets.
+
+    With both α = 0 it only converts (and smooths) the targets. Randomness comes from its own
+    ``random.Random(seed)``, saved by :meth:`state_dict` so a resumed run mixes identically.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        switch_prob: float = 0.5,
+        label_smoothing: float = 0.0,
+        multi_label: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if mixup_alpha < 0 or cutmix_alpha < 0:
+            raise ValueError("mixup/cutmix alphas must be >= 0")
+        self.num_classes = num_classes
+        self.mixup_alpha = mixup_alpha
+        self.cutmix_alpha = cutmix_alpha
+        self.switch_prob = switch_prob
+        self.label_smoothing = label_smoothing
+        self.multi_label = multi_label
+        self.rng = random.Random(seed)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether clips are mixed at all (otherwise only targets are converted)."""
+        return self.mixup_alpha > 0 or self.cutmix_alpha > 0
+
+    def _choose(self) -> str:
+        if self.mixup_alpha > 0 and self.cutmix_alpha > 0:
+            return "cutmix" if self.rng.random() < self.switch_prob else "mixup"
+        if self.cutmix_alpha > 0:
+            return "cutmix"
+        return "mixup" if self.mixup_alpha > 0 else "none"
+
+    def __call__(self, clips: torch.Tensor, targets: torch.Tensor) -> MixResult:
+        """Mix a batch ``float (B, C, T, H, W)`` and its targets (ids ``(B,)`` or multi-hot ``(B, K)``)."""
+        soft = smooth_targets(targets, self.num_classes, self.label_smoothing, multi_label=self.multi_label)
+        mode = self._choose()
+        if mode == "none" or clips.shape[0] < 2:
+            return MixResult(clips, soft, 1.0, "none")
+        order = list(range(clips.shape[0]))
+        self.rng.shuffle(order)
+        perm = torch.tensor(order, device=clips.device)
+        if mode == "mixup":
+            lam = self.rng.betavariate(self.mixup_alpha, self.mixup_alpha)
+            mixed = mixup_clips(clips, perm, lam)
+        else:
+            height, width = clips.shape[-2:]
+            box = cutmix_box(height, width, self.rng.betavariate(self.cutmix_alpha, self.cutmix_alpha), self.rng)
+            y0, y1, x0, x1 = box
+            lam = 1.0 - (y1 - y0) * (x1 - x0) / (height * width)  # the area actually kept
+            mixed = cutmix_clips(clips, perm, box)
+        return MixResult(mixed, soft * lam + soft[perm] * (1.0 - lam), lam, mode)
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict) -> None:
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+
+
+def mixer_from_config(train: TrainConfig, *, num_classes: int, multi_label: bool, seed: int) -> Mixer:
+    """A :class:`Mixer` from the ``train`` section (``mixup_alpha``, ``cutmix_alpha``, ...)."""
+    return Mixer(
+        num_classes=num_classes,
+        mixup_alpha=train.mixup_alpha,
+        cutmix_alpha=train.cutmix_alpha,
+        switch_prob=train.mix_switch_prob,
+        label_smoothing=train.label_smoothing,
+        multi_label=multi_label,
+        seed=seed,
+    )

@@ -1,0 +1,114 @@
+"""``vidgrid predict``: the top classes of some videos under a trained checkpoint.
+
+Each video is scored like the validation set was: the checkpoint's own recipe decides the test views
+(``eval.clips`` temporal clips × ``eval.crops`` crops of ``data.frames`` × ``eval.crop``²) and the
+per-view softmax scores are averaged (:mod:`vidgrid.engine.evaluate`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vidgrid.config import Config
+from vidgrid.data.annotations import Annotations, Sample
+from vidgrid.data.decode import DecodeError, probe_video
+from vidgrid.engine.evaluate import eval_dataset_from_config, score_views
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why ``path`` cannot be used as a video, or None if it opens."""
+    if not path.is_file():
+        return "file not found"
+    try:
+        probe_video(path)
+    except DecodeError as e:
+        return e.reason
+    return None
+
+
+@torch.inference_mode()
+def predict_videos(
+    model: nn.Module,
+    videos: Sequence[Path],
+    *,
+    classes: Sequence[str],
+    cfg: Config,
+    device: torch.device,
+    top: int,
+    multi_label: bool = False,
+) -> list[dict]:
+    """One result per video, in order: ``{"video", "top": [{"class", "index", "score"}, ...]}`` best
+    first, or ``{"video", "error"}`` for a video that is missing or cannot be decoded."""
+    model.eval().to(device)
+    results: dict[Path, dict] = {}
+    readable = []
+    for path in videos:
+        reason = _unreadable(path)
+        if reason is None:
+            readable.append(path)
+        else:
+            results[path] = {"video": str(path), "error": reason}
+    if readable:
+        dataset = eval_dataset_from_config(cfg, Annotations([Sample(p, 0) for p in readable], list(classes)))
+        for i, path in enumerate(readable):
+            views, _, index = dataset[i]
+            if index < 0:
+                results[path] = {"video": str(path), "error": "cannot decode"}
+                continue
+            scores = score_views(
+                model, views.unsqueeze(0).to(device), mean=cfg.data.mean, std=cfg.data.std, multi_label=multi_label
+            )[0]  # (1, V, C, T, H, W) -> (K,)
+            best = scores.topk(min(top, len(classes)))
+            results[path] = {
+                "video": str(path),
+                "top": [
+                    {"class": classes[c], "index": c, "score": round(float(s), 5)}
+                    for s, c in zip(best.values.tolist(), best.indices.tolist())
+                ],
+            }
+    return [results[p] for p in videos]
+
+
+def format_predictions(results: list[dict]) -> str:
+    """A table per video: rank, class name and score in percent."""
+    blocks = []
+    for result in results:
+        if "error" in result:
+            continue
+        width = max(len(t["class"]) for t in result["top"])
+        rows = [f"  {k}. {t['class']:<{width}}  {100 * t['score']:5.1f}%" for k, t in enumerate(result["top"], 1)]
+        blocks.append("\n".join([result["video"], *rows]))
+    return "\n".join(blocks)
+
+
+def predict_command(videos: list[Path], checkpoint: Path, *, top: int, as_json: bool) -> int:
+    """Print the ``top`` classes of each video (a table, or one JSON object with ``--json``).
+
+    A missing or undecodable video is an ``error: PATH: reason`` line on stderr; the others are still
+    predicted and the exit code is 2."""
+    from vidgrid.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from vidgrid.engine.distributed import pick_device
+    from vidgrid.errors import VidgridError
+
+    if top < 1:
+        raise VidgridError(f"--top {top}: expected an integer >= 1")
+    ckpt = load_checkpoint(checkpoint)
+    model, classes, cfg = model_from_checkpoint(ckpt)
+    results = predict_videos(
+        model, videos, classes=classes, cfg=cfg, device=pick_device("auto", 0), top=top,
+        multi_label=bool(ckpt.get("multi_label", False)),
+    )
+    failed = [r for r in results if "error" in r]
+    for r in failed:
+        print(f"error: {r['video']}: {r['error']}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"checkpoint": str(checkpoint), "model": cfg.model.name, "predictions": results}, indent=2))
+    elif len(failed) < len(results):
+        print(format_predictions(results))
+    return 2 if failed else 0

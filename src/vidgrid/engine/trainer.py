@@ -1,0 +1,543 @@
+"""The training loop (issue 5 §4) and runs that survive crashes, preemption and bad input (issue 6).
+
+Per iteration: schedule, move, normalise, mix, forward, loss, backward, clip, step.
+Per epoch: switch to the epoch's multigrid segment (it decides the batch sampler and the BatchNorm
+groups; the model and optimizer are never rebuilt), evaluate, checkpoint.
+
+Baseline training is a multigrid schedule of one segment, so both run through the same code. Every
+piece of state a resumed run needs (model, optimizer, grad scaler, mixer, sampler position, RNGs,
+counters) is in the checkpoint; ``--resume auto`` continues mid-epoch where the run stopped, and on
+CPU with ``train.deterministic`` the resumed run is bit-identical to an uninterrupted one (the
+dataset draws its augmentation from (seed, epoch, index), whatever the number of workers).
+
+SIGTERM / SIGINT finish the current iteration, write a checkpoint and return (the loader workers
+ignore them); a NaN or infinite loss stops the run before its step. On CPU the training process uses
+the cores its loader workers leave free (unless ``OMP_NUM_THREADS`` is set): more OpenMP threads than
+free cores make every step wait on descheduled threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from vidgrid.config import Config, config_to_dict, save_config
+from vidgrid.data.dataset import VideoClipDataset
+from vidgrid.engine import distributed as D
+from vidgrid.engine.build import build_model, check_shapes, load_pretrained, load_split, prepare_model, use_flip
+from vidgrid.engine.checkpoint import load_checkpoint, load_latest, load_model_weights, rng_state, set_rng_state, write_checkpoint
+from vidgrid.engine.device import normalize_clip
+from vidgrid.engine.evaluate import ViewScores, collect_scores, eval_dataset_from_config, report
+from vidgrid.engine.logging import MetricsLogger, Progress, format_summary, plot_run, write_summary
+from vidgrid.engine.losses import build_loss
+from vidgrid.engine.mixup import Mixer, mixer_from_config
+from vidgrid.engine.optim import clip_grad_norm, lr_at, optimizer_from_config, scaled_lr, set_lr
+from vidgrid.errors import ConfigError, VidgridError
+from vidgrid.multigrid.sampler import ShortCycleBatchSampler
+from vidgrid.multigrid.schedule import MultigridSchedule, Segment, bn_groups, schedule_from_config
+from vidgrid.multigrid.subbatch_bn import convert_to_sub_batch_norm, set_bn_groups
+from vidgrid.types import ClipShape
+
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLossError(VidgridError):
+    """The loss became NaN or infinite; the step was not taken and no checkpoint was written."""
+
+
+@dataclass
+class TrainState:
+    """Where the run is: the counters a checkpoint saves and ``summary.json`` reports."""
+
+    epoch: int = 0
+    """Epoch being trained (after an epoch-end checkpoint: the next one)."""
+    step: int = 0
+    """Iterations of ``epoch`` done (a resumed sampler continues here)."""
+    iteration: int = 0
+    """Optimizer steps since the start of training."""
+    clips_seen: int = 0
+    """Training clips over all processes."""
+    wall_time_s: float = 0.0
+    """Training wall time, summed over resumed runs."""
+    val: dict[str, float] = field(default_factory=dict)
+    """The latest validation metrics."""
+    last_batch: int = 0
+    """Global batch of the latest iteration."""
+
+    def advance(self, batch: int) -> None:
+        """One optimizer step on ``batch`` clips (over all processes) is done."""
+        self.step, self.iteration, self.clips_seen, self.last_batch = self.step + 1, self.iteration + 1, self.clips_seen + batch, batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGTERM / SIGINT to the training process (a cluster or Ctrl-C signals
+    the whole process group); they end when the loader does."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class StopRequest:
+    """SIGTERM / SIGINT set a flag; the loop finishes the current iteration, checkpoints and returns
+    (clusters send SIGTERM before killing a job). A second signal acts as usual."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.signal = signal.Signals(signum).name
+        signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler)
+        print(f"\n{self.signal}: finishing this iteration, then writing a checkpoint", file=sys.stderr, flush=True)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+        for s in previous:
+            signal.signal(s, self._handle)
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+@dataclass
+class Run:
+    """The long-lived pieces of a training run, built once; a multigrid shape change swaps only the loader."""
+
+    cfg: Config
+    out_dir: Path
+    env: D.DistEnv
+    model: nn.Module
+    """The user's model: its state dict is what checkpoints hold; evaluation calls it directly."""
+    net: nn.Module
+    """What the training step calls: ``model`` inside DDP and/or torch.compile."""
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    mixer: Mixer
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    lr_at: Callable[[float], float]
+    schedule: MultigridSchedule
+    train_set: VideoClipDataset
+    val_set: Dataset
+    classes: list[str]
+    multi_label: bool
+    state: TrainState
+    logger: MetricsLogger | None
+    """Rank 0 only."""
+    stop: StopRequest
+    last_checkpoint: Path | None = None
+    resume_sampler: dict[str, Any] | None = None
+    """Sampler position of a run resumed mid-epoch (used once)."""
+
+    @property
+    def autocast(self) -> torch.autocast:
+        dtype = AUTOCAST[self.cfg.train.precision]
+        return torch.autocast(self.env.device.type, dtype=dtype, enabled=dtype is not None)
+
+
+# --------------------------------------------------------------------------------------------------
+# the loop
+
+
+def train_one_epoch(run: Run, loader: DataLoader, sampler: ShortCycleBatchSampler, progress: Progress | None) -> None:
+    """One pass over the loader from the sampler's position; returns early on a stop request."""
+    cfg, state, device = run.cfg, run.state, run.env.device
+    run.net.train()
+    meter = Throughput()
+    for clips, targets, _ in loader:
+        # schedule: LR at the fractional epoch (warm-up × policy × long-cycle multiplier)
+        lr = run.lr_at(state.epoch + state.step / sampler.batches_per_epoch)
+        set_lr(run.optimizer, lr)
+        # move and normalise: uint8 (B, C, T, H, W) on the device -> float
+        clips = normalize_clip(clips.to(device, non_blocking=True), cfg.data.mean, cfg.data.std)
+        if cfg.model.channels_last:
+            clips = clips.contiguous(memory_format=torch.channels_last_3d)
+        targets = targets.to(device, non_blocking=True)
+        # mix: Mixup / CutMix and label smoothing -> soft targets (B, K)
+        mixed = run.mixer(clips, targets)
+        # forward and loss
+        with run.autocast:
+            loss = run.loss_fn(run.net(mixed.clips), mixed.targets)
+        mean_loss, batch, stop = agree(loss, clips.shape[0], run)
+        # backward, clip, step
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.optimizer)
+        grad_norm = clip_grad_norm(run.model.parameters(), cfg.optim.clip_grad_norm)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+
+        # bookkeeping: counters, progress bar, metrics.jsonl
+        state.advance(batch)
+        log_step(run, progress, meter, loss=mean_loss, lr=lr, grad_norm=grad_norm, shape=ClipShape(*clips.shape[2:4]),
+                 epoch=state.epoch + state.step / sampler.batches_per_epoch)
+        if stop:
+            return
+        if cfg.train.checkpoint_every and state.iteration % cfg.train.checkpoint_every == 0:
+            save(run, sampler)
+
+
+class Throughput:
+    """Training clips per second since the last metrics record."""
+
+    def __init__(self) -> None:
+        self.start, self.clips = time.perf_counter(), 0
+
+    def add(self, clips: int) -> float:
+        self.clips += clips
+        return self.clips / max(time.perf_counter() - self.start, 1e-9)
+
+    def reset(self) -> None:
+        self.start, self.clips = time.perf_counter(), 0
+
+
+def log_step(
+    run: Run, progress: Progress | None, meter: Throughput, *, loss: float, lr: float, grad_norm: float,
+    shape: ClipShape, epoch: float,
+) -> None:
+    """Progress bar every step, a ``metrics.jsonl`` record every ``train.log_every`` steps (rank 0)."""
+    state = run.state
+    rate = meter.add(state.last_batch)
+    if progress is None:
+        return
+    progress.update(state.iteration, epoch=state.epoch + 1, loss=loss, lr=lr, clips_per_s=rate, batch=state.last_batch, shape=shape)
+    if state.iteration % run.cfg.train.log_every == 0:
+        run.logger.log(
+            "train", iteration=state.iteration, epoch=round(epoch, 4), loss=loss, lr=lr, grad_norm=grad_norm,
+            clips_per_s=round(rate, 2), batch=state.last_batch, frames=shape.frames, crop=shape.crop,
+            clips_seen=state.clips_seen,
+        )
+        meter.reset()
+
+
+def agree(loss: torch.Tensor, batch: int, run: Run) -> tuple[float, int, bool]:
+    """One small all-reduce: the mean loss, the global batch and whether any process was asked to
+    stop; a non-finite loss on any process stops the run before its step, leaving the last good
+    checkpoint untouched."""
+    finite = bool(torch.isfinite(loss.detach()))
+    value = float(loss.detach()) if finite else 0.0
+    flags = [value, float(batch), float(not finite), float(run.stop.signal is not None)]
+    total, global_batch, bad, stop = D.all_reduce_sum(torch.tensor(flags, dtype=torch.float64, device=run.env.device)).tolist()
+    if bad:
+        where = f"epoch {run.state.epoch + 1} iteration {run.state.iteration + 1}"
+        kept = f"the last good checkpoint is {run.last_checkpoint}" if run.last_checkpoint else "no checkpoint was written yet"
+        raise NonFiniteLossError(
+            f"the loss became {float(loss.detach())} at {where} (lr {run.optimizer.param_groups[0]['lr']:.3g}); the step "
+            f"was not taken and {kept}; lower optim.lr, set optim.clip_grad_norm or use train.precision=fp32"
+        )
+    return total / run.env.world_size, int(global_batch), bool(stop)
+
+
+def train(cfg: Config, out_dir: Path, *, resume: str | None = None) -> dict[str, Any]:
+    """Train ``cfg`` into ``out_dir`` (config.yaml, metrics.jsonl, tb/, checkpoints/, summary.json, PNG
+    plots) and return the summary; ``resume`` = ``auto`` (the run folder's newest checkpoint) or a path."""
+    env = D.init_distributed(cfg.train.device)
+    try:
+        with D.peers_alive(env), torch_settings(cfg, env), StopRequest().installed() as stop:
+            run = setup(cfg, Path(out_dir), env, stop, resume)
+            return fit(run)
+    finally:
+        D.shutdown()
+
+
+@contextlib.contextmanager
+def torch_settings(cfg: Config, env: D.DistEnv) -> Iterator[None]:
+    """Deterministic algorithms if asked, and on CPU the cores the loader workers leave free (unless
+    ``OMP_NUM_THREADS`` is set); the caller's settings come back afterwards."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    if env.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(D.cpu_threads(cfg.data.workers))
+    torch.use_deterministic_algorithms(cfg.train.deterministic)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def fit(run: Run) -> dict[str, Any]:
+    """The epoch loop: segment, train, evaluate, checkpoint; then the summary."""
+    cfg, state, schedule = run.cfg, run.state, run.schedule
+    started = time.perf_counter() - state.wall_time_s
+    progress = (
+        Progress(schedule.total_iterations(len(run.train_set)), epochs=schedule.total_epochs, start_iteration=state.iteration)
+        if run.env.is_main else None
+    )
+    for epoch in range(state.epoch, schedule.total_epochs):
+        # switch multigrid segment: the batch sampler and the BN groups follow it
+        segment = schedule.segment_at(epoch)
+        set_bn_groups(run.model, bn_groups(segment, processes=run.env.world_size, bn_base_size=cfg.multigrid.bn_base_size))
+        sampler = train_sampler(run, segment, epoch)
+        if run.resume_sampler is not None:
+            sampler.load_state_dict(run.resume_sampler)
+            run.resume_sampler = None
+        run.train_set.set_epoch(epoch)
+        train_one_epoch(run, train_loader(run, sampler), sampler, progress)
+        state.wall_time_s = time.perf_counter() - started
+        if run.stop.signal is not None:
+            return preempted(run, sampler, progress)
+        state.epoch, state.step = epoch + 1, 0
+        D.average_buffers(run.model)
+        # evaluate
+        last = epoch + 1 == schedule.total_epochs
+        if last or (cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0):
+            validate(run, progress, out_dir=run.out_dir if last else None)
+        # checkpoint
+        state.wall_time_s = time.perf_counter() - started
+        save(run, sampler)
+    if progress is not None:
+        progress.close()
+    return finish(run)
+
+
+# --------------------------------------------------------------------------------------------------
+# per-epoch pieces
+
+
+def train_sampler(run: Run, segment: Segment, epoch: int) -> ShortCycleBatchSampler:
+    """The segment's short cycle over this process's shard, at ``epoch``'s permutation."""
+    sampler = ShortCycleBatchSampler(
+        len(run.train_set), segment.steps, seed=run.cfg.train.seed, rank=run.env.rank, world_size=run.env.world_size
+    )
+    sampler.set_epoch(epoch)
+    return sampler
+
+
+def train_loader(run: Run, sampler: ShortCycleBatchSampler) -> DataLoader:
+    # a private generator: creating the loader must not draw from the global RNG (exact resume)
+    return DataLoader(
+        run.train_set, batch_sampler=sampler, num_workers=run.cfg.data.workers,
+        pin_memory=run.env.device.type == "cuda", generator=torch.Generator().manual_seed(run.cfg.train.seed),
+        worker_init_fn=ignore_stop_signals,
+    )
+
+
+def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> dict[str, float]:
+    """Multi-view validation at the test shape, each process scoring its shard; rank 0 reports
+    (and with ``out_dir`` writes predictions.jsonl and confusion.png)."""
+    env, cfg = run.env, run.cfg
+    shard = Subset(run.val_set, range(env.rank, len(run.val_set), env.world_size))
+    loader = DataLoader(shard, batch_size=cfg.eval.batch_size, num_workers=cfg.data.workers,
+                        generator=torch.Generator().manual_seed(cfg.train.seed), worker_init_fn=ignore_stop_signals)
+    mine = collect_scores(
+        run.model, loader, device=env.device, mean=cfg.data.mean, std=cfg.data.std, multi_label=run.multi_label,
+        autocast_dtype=AUTOCAST[cfg.train.precision],
+    )
+    parts = [p for p in D.gather_objects(mine) if p.scores.numel()]
+    result = ViewScores(*(torch.cat([getattr(p, k) for p in parts]) for k in ("scores", "targets", "indices"))) if parts else mine
+    metrics = None
+    if env.is_main:
+        paths = [s.path for s in run.val_set.annotations.samples]
+        metrics = report(result, classes=run.classes, paths=paths, multi_label=run.multi_label, out_dir=out_dir)
+        run.logger.log("val", iteration=run.state.iteration, epoch=run.state.epoch, **metrics)
+        progress.write(f"validation after epoch {run.state.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    run.state.val = D.broadcast_object(metrics)
+    return run.state.val
+
+
+def save(run: Run, sampler: ShortCycleBatchSampler) -> None:
+    """Checkpoint the whole training state (rank 0 writes; every process contributes its RNGs)."""
+    per_process = D.gather_objects({"rng": rng_state(), "mixer": run.mixer.state_dict()})
+    if not run.env.is_main:
+        return
+    state = {
+        "model": run.model.state_dict(),
+        "config": config_to_dict(run.cfg),
+        "classes": run.classes,
+        "multi_label": run.multi_label,
+        "epoch": run.state.epoch,
+        "iteration": run.state.iteration,
+        "train": {
+            "state": run.state.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scaler": run.scaler.state_dict(),
+            "sampler": sampler.state_dict(consumed=run.state.step),
+            "segment": asdict(run.schedule.segment_at(run.state.epoch)),
+            "processes": per_process,
+        },
+    }
+    run.last_checkpoint = write_checkpoint(state, run.out_dir / "checkpoints", keep=run.cfg.train.keep_checkpoints)
+
+
+def preempted(run: Run, sampler: ShortCycleBatchSampler, progress: Progress | None) -> dict[str, Any]:
+    """After a stop request: checkpoint mid-epoch and say how to resume."""
+    save(run, sampler)
+    if progress is not None:
+        progress.close()
+    if run.env.is_main:
+        print(
+            f"{run.stop.signal}: stopped at epoch {run.state.epoch + 1} iteration {run.state.iteration}; checkpoint "
+            f"{run.last_checkpoint}\nresume with: vidgrid train {run.out_dir / 'config.yaml'} --out {run.out_dir} --resume auto",
+            file=sys.stderr, flush=True,
+        )
+        run.logger.close()
+    return {**summary_of(run), "preempted": True, "checkpoint": str(run.last_checkpoint)}
+
+
+def summary_of(run: Run) -> dict[str, Any]:
+    skipped = {tuple(s) for s in run.train_set.skipped() + run.val_set.skipped()}
+    return {
+        "top1": run.state.val.get("top1", 0.0),
+        "top5": run.state.val.get("top5", 0.0),
+        **{k: v for k, v in run.state.val.items() if k not in ("top1", "top5")},
+        "wall_time_s": round(run.state.wall_time_s, 3),
+        "iterations": run.state.iteration,
+        "epochs": run.state.epoch,
+        "clips_seen": run.state.clips_seen,
+        "skipped_videos": [list(s) for s in sorted(skipped)],
+        "model": run.cfg.model.name,
+        "multigrid": run.cfg.multigrid.enabled,
+        "processes": run.env.world_size,
+    }
+
+
+def finish(run: Run) -> dict[str, Any]:
+    """summary.json and the plots (rank 0), and a one-line result."""
+    summary = {**summary_of(run), "checkpoint": str(run.last_checkpoint)}
+    if run.env.is_main:
+        run.logger.close()
+        summary["plots"] = [str(p) for p in plot_run(run.out_dir)]
+        write_summary(run.out_dir, summary)
+        print(f"{format_summary(summary)}\nrun folder: {run.out_dir}", file=sys.stderr, flush=True)
+    return summary
+
+
+# --------------------------------------------------------------------------------------------------
+# setup
+
+
+def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume: str | None) -> Run:
+    """Everything the loop needs, checked up front: data, schedule, model, optimizer, resumed state."""
+    if cfg.train.precision == "fp16" and env.device.type != "cuda":
+        raise ConfigError("'train.precision' = 'fp16' needs CUDA (use bf16 or fp32 on CPU)")
+    seed_everything(cfg.train.seed)
+
+    # data
+    train_ann = load_split(cfg, "train")
+    val_ann = load_split(cfg, "val")
+    if val_ann.classes != train_ann.classes:
+        raise ConfigError(f"'data.val_list' = {cfg.data.val_list!r}: its classes differ from the training list's")
+    train_set = VideoClipDataset(
+        train_ann, base_frames=cfg.data.frames, sampling_rate=cfg.data.sampling_rate, base_crop=cfg.data.crop,
+        temporal_sampling=cfg.data.temporal_sampling, spatial_sampling=cfg.data.spatial_sampling,
+        min_short=cfg.data.min_short, max_short=cfg.data.max_short, flip=use_flip(cfg, train_ann),
+        rand_augment=(cfg.data.rand_augment_ops, cfg.data.rand_augment_magnitude) if cfg.data.rand_augment else None,
+        max_retries=cfg.data.max_retries, seed=cfg.train.seed,
+    )
+    val_set = eval_dataset_from_config(cfg, val_ann)
+    if cfg.model.num_classes not in (0, train_ann.num_classes):
+        raise ConfigError(
+            f"'model.num_classes' = {cfg.model.num_classes}: data.train_list has {train_ann.num_classes} classes (use 0)"
+        )
+
+    # schedule, checked against the model and the process count before the first step
+    schedule = schedule_from_config(cfg, processes=env.world_size)
+    D.check_batches((s.global_batch for seg in schedule.segments for s in seg.steps), env.world_size, what="train.batch_size")
+    model = build_model(cfg, num_classes=train_ann.num_classes)
+    check_shapes(model, [*schedule.shapes, ClipShape(cfg.data.frames, cfg.data.crop)], model_name=cfg.model.name)
+    if cfg.model.pretrained:
+        load_pretrained(model, cfg.model.pretrained)
+
+    # model on the device: synchronised BN for tiny per-process batches, else sub-batch BN for multigrid
+    model = D.sync_batch_norm(model, env, cfg.train.batch_size // env.world_size, cfg.multigrid.bn_base_size)
+    if cfg.multigrid.enabled:
+        convert_to_sub_batch_norm(model)
+    model = prepare_model(model, cfg, env.device)
+    base_lr = scaled_lr(cfg.optim.lr, cfg.train.batch_size, cfg.optim.reference_batch)
+    optimizer = optimizer_from_config(model, cfg.optim, lr=base_lr)
+    net = D.wrap_ddp(model, env)
+    if cfg.model.compile:
+        net = torch.compile(net)
+
+    run = Run(
+        cfg=cfg, out_dir=out_dir, env=env, model=model, net=net, optimizer=optimizer,
+        scaler=torch.amp.GradScaler(env.device.type, enabled=cfg.train.precision == "fp16"),
+        mixer=mixer_from_config(cfg.train, num_classes=train_ann.num_classes, multi_label=train_ann.multi_label,
+                                seed=cfg.train.seed * 1000 + env.rank),
+        loss_fn=build_loss(train_ann.multi_label),
+        lr_at=partial(lr_at, base_lr=base_lr, warmup_epochs=cfg.schedule.warmup_epochs,
+                      warmup_start_factor=cfg.schedule.warmup_start_factor, lr_factor=schedule.lr_factor),
+        schedule=schedule, train_set=train_set, val_set=val_set, classes=list(train_ann.classes),
+        multi_label=train_ann.multi_label, state=TrainState(), logger=None, stop=stop,
+    )
+    resumed = restore(run, resume)
+    if env.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / "config.yaml")
+        run.logger = MetricsLogger(out_dir, resume_iteration=run.state.iteration if resumed else None)
+        print(describe(run, resumed), file=sys.stderr, flush=True)
+    return run
+
+
+def restore(run: Run, resume: str | None) -> Path | None:
+    """Load the training state from ``resume`` (``auto`` = the newest readable checkpoint of the run
+    folder, none = start fresh); returns the checkpoint used."""
+    if resume is None:
+        return None
+    if resume == "auto":
+        found = load_latest(run.out_dir / "checkpoints")
+        if found is None:
+            if run.env.is_main:
+                print(f"--resume auto: no checkpoint in {run.out_dir / 'checkpoints'}; starting from scratch", file=sys.stderr)
+            return None
+        ckpt, path = found
+    else:
+        path = Path(resume)
+        ckpt = load_checkpoint(path)
+    if "train" not in ckpt:
+        raise VidgridError(f"{path}: holds weights only, no training state to resume (use model.pretrained={path})")
+    load_model_weights(run.model, ckpt["model"], source=str(path))
+    train_state = ckpt["train"]
+    run.optimizer.load_state_dict(train_state["optimizer"])
+    run.scaler.load_state_dict(train_state["scaler"])
+    run.state.load_state_dict(train_state["state"])
+    processes = train_state["processes"]
+    if len(processes) != run.env.world_size and run.env.is_main:
+        print(f"note: resuming {len(processes)} processes' run on {run.env.world_size}; RNG streams restart", file=sys.stderr)
+    mine = processes[run.env.rank % len(processes)]
+    set_rng_state(mine["rng"])
+    run.mixer.load_state_dict(mine["mixer"])
+    run.resume_sampler = train_state["sampler"] if run.state.step else None
+    run.last_checkpoint = path
+    return path
+
+
+def describe(run: Run, resumed: Path | None) -> str:
+    cfg, schedule = run.cfg, run.schedule
+    shapes = ", ".join(f"{seg.start_epoch}-{seg.end_epoch}: {seg.shape}" for seg in schedule.segments)
+    start = f"resuming from {resumed} at epoch {run.state.epoch + 1} iteration {run.state.iteration}" if resumed else "starting"
+    return (
+        f"{start}: {cfg.model.name}, {len(run.train_set)} training / {len(run.val_set)} validation videos, "
+        f"{len(run.classes)} classes, {schedule.total_epochs} epochs "
+        f"({'multigrid' if cfg.multigrid.enabled else 'baseline'}; epochs {shapes}), "
+        f"{run.env.world_size} process(es) on {run.env.device}; run folder {run.out_dir}"
+    )
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,268 @@
+"""Convert PySlowFast and PyTorchVideo checkpoints of X3D, C2D, I3D(-NL), Slow and SlowFast into
+vidgrid checkpoints.
+
+Our layers have the shapes of theirs, so conversion is a key table: every parameter/buffer name of
+our model is parsed into (part, pathway, stage, block, layer) and rendered in the source's naming.
+The source must hold exactly those keys — missing or unexpected ones are refused with a list, never
+loaded with ``strict=False``. One value transform exists: PySlowFast's X3D has a BN after the res2
+shortcut convolution (its width does not change there) which PyTorchVideo and vidgrid omit; it is
+folded exactly (eval mode) into that convolution and the block's last BN bias.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from vidgrid.errors import CheckpointError, VidgridError
+from vidgrid.models.registry import create_model, list_models
+from vidgrid.models.resnet3d import ResNet3D, SlowFast
+from vidgrid.models.x3d import X3D
+
+Source = Literal["pyslowfast", "pytorchvideo"]
+SOURCES: tuple[str, ...] = ("pyslowfast", "pytorchvideo")
+_CONVERTIBLE: tuple[str, ...] = ("x3d_", "c2d_", "i3d_", "slow_", "slowfast_")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One of our state-dict keys, parsed."""
+
+    part: Literal["stem", "block", "nonlocal", "fuse", "conv5", "head"]
+    layer: str
+    """Layer name inside the part (``conv_a``, ``se.fc1``, ``bn``, ``fc`` ...)."""
+    param: str
+    """``weight``, ``bias``, ``running_mean`` ..."""
+    pathway: int = 0
+    """0 = Slow (or the only pathway), 1 = Fast."""
+    stage: int = 0
+    """2..5 for res2..res5; for ``fuse`` the fusion index 0..3."""
+    index: int = 0
+    """Block index within the stage."""
+
+
+_PATHWAY = r"(?:(?P<pw>slow|fast)\.)?"
+_OUR_KEYS: tuple[tuple[str, str], ...] = (
+    ("stem", _PATHWAY + r"stem\.(?P<layer>\w+)\.(?P<param>\w+)"),
+    ("block", _PATHWAY + r"res(?P<stage>\d)\.(?:blocks\.)?(?P<index>\d+)\.(?P<layer>[\w.]+)\.(?P<param>\w+)"),
+    ("nonlocal", r"res(?P<stage>\d)\.nonlocal_blocks\.(?P<index>\d+)\.(?P<layer>\w+)\.(?P<param>\w+)"),
+    ("fuse", r"fuse\.(?P<stage>\d)\.(?P<layer>\w+)\.(?P<param>\w+)"),
+    ("conv5", r"(?P<layer>conv5|conv5_bn)\.(?P<param>\w+)"),
+    ("head", r"head\.(?P<layer>\w+)\.(?P<param>\w+)"),
+)
+
+
+def parse_key(key: str) -> Key:
+    """Parse one of our state-dict keys (``slow.res3.blocks.0.conv_a.weight``) into a :class:`Key`."""
+    for part, pattern in _OUR_KEYS:
+        m = re.fullmatch(pattern, key)
+        if m:
+            g = m.groupdict()
+            return Key(
+                part=part, layer=g["layer"], param=g["param"], pathway=int(g.get("pw") == "fast"),
+                stage=int(g.get("stage") or 0), index=int(g.get("index") or 0),
+            )
+    raise ValueError(f"no key-table entry for {key!r}")
+
+
+# Layer names inside one residual block: ours -> (PySlowFast, PyTorchVideo ResNet, PyTorchVideo X3D).
+_BLOCK_LAYERS: dict[str, tuple[str, str, str]] = {
+    "shortcut": ("branch1", "branch1_conv", "branch1_conv"),
+    "shortcut_bn": ("branch1_bn", "branch1_norm", "branch1_norm"),
+    "conv_a": ("branch2.a", "branch2.conv_a", "branch2.conv_a"),
+    "bn_a": ("branch2.a_bn", "branch2.norm_a", "branch2.norm_a"),
+    "conv_b": ("branch2.b", "branch2.conv_b", "branch2.conv_b"),
+    "bn_b": ("branch2.b_bn", "branch2.norm_b", "branch2.norm_b.0"),
+    "se.fc1": ("branch2.se.fc1", "", "branch2.norm_b.1.block.0"),
+    "se.fc2": ("branch2.se.fc2", "", "branch2.norm_b.1.block.2"),
+    "conv_c": ("branch2.c", "branch2.conv_c", "branch2.conv_c"),
+    "bn_c": ("branch2.c_bn", "branch2.norm_c", "branch2.norm_c"),
+}
+# Stem layers: ours -> (PySlowFast, PyTorchVideo). PyTorchVideo's X3D stem calls its spatial conv
+# ``conv_t`` and its temporal conv ``conv_xy``; the shapes decide.
+_STEM_LAYERS: dict[str, tuple[str, str]] = {
+    "conv": ("conv", "conv"),
+    "bn": ("bn", "norm"),
+    "conv_xy": ("conv_xy", "conv.conv_t"),
+    "conv_t": ("conv", "conv.conv_xy"),
+}
+_FUSE_LAYERS: dict[str, tuple[str, str]] = {"conv": ("conv_f2s", "conv_fast_to_slow"), "bn": ("bn", "norm")}
+# X3D head: ours -> (PySlowFast, PyTorchVideo)
+_X3D_HEAD: dict[str, tuple[str, str]] = {
+    "conv5": ("head.conv_5", "blocks.5.pool.pre_conv"),
+    "conv5_bn": ("head.conv_5_bn", "blocks.5.pool.pre_norm"),
+    "lin5": ("head.lin_5", "blocks.5.pool.post_conv"),
+    "fc": ("head.projection", "blocks.5.proj"),
+}
+
+
+def pyslowfast_key(key: Key, model: nn.Module) -> str:
+    """Render a parsed key in PySlowFast's naming (``s3.pathway0_res1.branch2.a.weight``)."""
+    if key.part == "stem":
+        name = f"s1.pathway{key.pathway}_stem.{_STEM_LAYERS[key.layer][0]}"
+    elif key.part == "block":
+        name = f"s{key.stage}.pathway{key.pathway}_res{key.index}.{_BLOCK_LAYERS[key.layer][0]}"
+    elif key.part == "nonlocal":
+        name = f"s{key.stage}.pathway{key.pathway}_nonlocal{key.index}.{key.layer}"
+    elif key.part == "fuse":
+        name = f"s{key.stage + 1}_fuse.{_FUSE_LAYERS[key.layer][0]}"
+    elif isinstance(model, X3D):
+        name = _X3D_HEAD[key.layer][0]
+    else:
+        name = {"fc": "head.projection"}[key.layer]
+    return f"{name}.{key.param}"
+
+
+def pytorchvideo_key(key: Key, model: nn.Module) -> str:
+    """Render a parsed key in PyTorchVideo's naming (``blocks.2.res_blocks.1.branch2.conv_a.weight``).
+
+    Its networks are a flat ``blocks`` list: stem, the four stages (with a parameterless pool block
+    after the first one in C2D/I3D, and a pool-and-concatenate block before the SlowFast head), head."""
+    multipath = isinstance(model, SlowFast)
+    pooled = isinstance(model, ResNet3D) and model.temporal_pool
+    if key.part == "nonlocal":
+        raise CheckpointError("PyTorchVideo has no non-local models; convert I3D-NL from a PySlowFast checkpoint")
+    if key.part == "stem":
+        prefix = f"blocks.0.multipathway_blocks.{key.pathway}" if multipath else "blocks.0"
+        name = f"{prefix}.{_STEM_LAYERS[key.layer][1]}"
+    elif key.part == "block":
+        column = 2 if isinstance(model, X3D) else 1
+        block = key.stage - 1 + int(pooled and key.stage > 2)
+        path = f".multipathway_blocks.{key.pathway}" if multipath else ""
+        name = f"blocks.{block}{path}.res_blocks.{key.index}.{_BLOCK_LAYERS[key.layer][column]}"
+    elif key.part == "fuse":
+        name = f"blocks.{key.stage}.multipathway_fusion.{_FUSE_LAYERS[key.layer][1]}"
+    elif isinstance(model, X3D):
+        name = _X3D_HEAD[key.layer][1]
+    else:
+        name = {"fc": f"blocks.{6 if (pooled or multipath) else 5}.proj"}[key.layer]
+    return f"{name}.{key.param}"
+
+
+def key_table(model: nn.Module, source: Source) -> dict[str, str]:
+    """Our state-dict key -> the source's key, for every entry of ``model.state_dict()``."""
+    render = pyslowfast_key if source == "pyslowfast" else pytorchvideo_key
+    return {k: render(parse_key(k), model) for k in model.state_dict()}
+
+
+def _optional(our_key: str) -> bool:
+    """Entries a source may omit (older checkpoints predate BN's ``num_batches_tracked``)."""
+    return our_key.endswith("num_batches_tracked")
+
+
+_X3D_FOLD_PREFIX = "s2.pathway0_res0.branch1_bn."
+
+
+def fold_shortcut_bn(src: dict[str, Tensor], *, conv_key: str, bn_prefix: str, bias_key: str) -> None:
+    """Fold an inference-mode BN that follows a bias-free shortcut conv into that conv's weight and
+    (its constant term) into ``bias_key``, the bias of the BN that ends the residual branch: the block
+    output ``shortcut + branch`` is unchanged. Edits ``src`` in place and removes the BN entries."""
+    bn = {name: src.pop(bn_prefix + name) for name in ("weight", "bias", "running_mean", "running_var")}
+    src.pop(bn_prefix + "num_batches_tracked", None)
+    scale = bn["weight"] / torch.sqrt(bn["running_var"] + 1e-5)  # BatchNorm3d eps
+    src[conv_key] = src[conv_key] * scale.view(-1, 1, 1, 1, 1)
+    src[bias_key] = src[bias_key] + bn["bias"] - bn["running_mean"] * scale
+
+
+def convert_state_dict(src: dict[str, Tensor], model: nn.Module, source: Source) -> dict[str, Tensor]:
+    """Map a source state dict onto ``model``'s keys; refuses missing, unexpected or misshapen entries
+    with one line listing them."""
+    table = key_table(model, source)
+    src = dict(src)
+    if isinstance(model, X3D) and source == "pyslowfast" and _X3D_FOLD_PREFIX + "weight" in src:
+        fold_shortcut_bn(
+            src, conv_key="s2.pathway0_res0.branch1.weight", bn_prefix=_X3D_FOLD_PREFIX,
+            bias_key="s2.pathway0_res0.branch2.c_bn.bias",
+        )
+    ours = model.state_dict()
+    missing = [theirs for k, theirs in table.items() if theirs not in src and not _optional(k)]
+    unexpected = sorted(set(src) - set(table.values()))
+    wrong = [
+        f"{theirs} {tuple(src[theirs].shape)} (expected {tuple(ours[k].shape)})"
+        for k, theirs in table.items()
+        if theirs in src and src[theirs].shape != ours[k].shape
+    ]
+    problems = [
+        f"{label} ({len(items)}): {_preview(items)}"
+        for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong))
+        if items
+    ]
+    if problems:
+        raise CheckpointError("; ".join(problems))
+    return {k: src[theirs].clone() if theirs in src else ours[k] for k, theirs in table.items()}
+
+
+def _preview(items: list[str], limit: int = 8) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+def load_source(path: Path) -> dict[str, Tensor]:
+    """A PySlowFast/PyTorchVideo checkpoint's weights: ``model_state`` if present, else the file
+    itself when it is a plain state dict (loaded with ``weights_only=True``)."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise CheckpointError(f"{path}: cannot load as a weights-only torch checkpoint ({exc.__class__.__name__})")
+    state = obj.get("model_state", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: expected a state dict of tensors (or one under 'model_state')")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+# Small sizes so that finding the classifier's key does not build a full network.
+_TINY: dict[str, dict[str, object]] = {
+    "x3d": {"width_factor": 0.5, "depth_factor": 0.2},
+    "resnet": {"width": 8, "stage_depths": (1, 1, 1, 1)},
+}
+
+
+def _probe(model_name: str) -> nn.Module:
+    """A tiny instance of ``model_name`` with the same key structure around the head."""
+    return create_model(model_name, num_classes=1, **_TINY["x3d" if model_name.startswith("x3d") else "resnet"])
+
+
+def convert_command(src: Path, dst: Path, *, source: str, model: str) -> int:
+    """``vidgrid convert SRC DST --from pyslowfast|pytorchvideo --model NAME``: write a vidgrid
+    checkpoint ``{"model": state_dict, "model_name": NAME, "num_classes": N, "converted_from": ...}``."""
+    if source not in SOURCES:
+        raise VidgridError(f"--from: expected one of {', '.join(SOURCES)}, got '{source}'")
+    if model not in list_models():
+        raise VidgridError(f"--model: unknown model '{model}' (valid: {', '.join(list_models())})")
+    if not model.startswith(_CONVERTIBLE):
+        raise VidgridError(f"--model {model}: conversion supports {', '.join(m + '*' for m in _CONVERTIBLE)} only")
+    state = load_source(src)
+    classifier = key_table(_probe(model), source)["head.fc.weight"]  # type: ignore[arg-type]
+    if classifier not in state:
+        raise CheckpointError(
+            f"{src}: no classifier weight '{classifier}' for {model} in {source} layout (wrong --from or --model?)"
+        )
+    num_classes = int(state[classifier].shape[0])
+    net = create_model(model, num_classes=num_classes)
+    try:
+        weights = convert_state_dict(state, net, source)  # type: ignore[arg-type]
+    except CheckpointError as exc:
+        raise CheckpointError(f"{src} does not match {model} in {source} layout: {exc}") from None
+    net.load_state_dict(weights)  # strict: the table covers every key
+    ckpt = {
+        "model": net.state_dict(),
+        "model_name": model,
+        "num_classes": num_classes,
+        "converted_from": {"source": source, "file": str(src)},
+    }
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    torch.save(ckpt, tmp)
+    os.replace(tmp, dst)
+    print(f"converted {src} ({source}, {len(state)} tensors) -> {dst} ({model}, {num_classes} classes)")
+    return 0

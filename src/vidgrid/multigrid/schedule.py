@@ -1,0 +1,334 @@
+"""The multigrid grid schedule (Wu et al., "A Multigrid Method for Efficiently Training Video Models",
+CVPR 2020, §3.2 and Appendix A.1) as plain arithmetic — no torch.
+
+A schedule is a list of :class:`Segment` s, each a whole number of epochs with one long-cycle shape and
+its short cycle. Baseline training is the same object with one segment at the base shape and no
+short cycle, so the trainer runs both through one code path.
+
+Rules (§3.2):
+
+* **Eq. 1** — a shape t×s² gets the batch b = B·(T/t)·(S/s)², computed from the nominal grid factors
+  (``long_cycle_factors``, ``short_cycle_factors``), as the paper's footnote 2 ignores that s = S/√2
+  is rounded to whole pixels; b is rounded to whole clips and to a multiple of the process count.
+* **Long cycle** — one full cycle over the shapes per LR stage except the last, each shape for the
+  same number of iterations (so shape i gets epochs ∝ its mean short-cycle batch).
+* **Short cycle** — iteration i of an epoch uses position i mod len(steps): crops S·f for each
+  ``short_cycle_factors`` f (frames of the long-cycle shape), then the long-cycle shape itself.
+* **Fine-tuning** — the last LR stage runs the base shape with the short cycle only; with the step
+  policy its first half keeps the previous stage's LR, its second half uses the final one. It is
+  shortened by the same iteration saving as the long cycles (the rule PySlowFast follows).
+* **Epochs** — all lengths are scaled by one factor so the total is ``epoch_factor`` × the baseline's,
+  then segment boundaries are rounded to whole epochs (the total rounded down).
+* **LR** — multiplied by the long-cycle batch factor only (linear scaling rule), never by the
+  short cycle's.
+
+Variants: long cycle only, short cycle only (each stage stretched by ``epoch_factor``), and the
+cosine LR (Appendix A.1): with several stages in ``schedule.steps`` the long cycles follow them
+("multi-cycle"); with the single stage ``[0]`` — step or cosine — one long cycle spans the whole run
+without fine-tuning ("single-cycle").
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from vidgrid.errors import ConfigError, VidgridError
+from vidgrid.types import ClipShape
+
+if TYPE_CHECKING:
+    from vidgrid.config import Config
+
+Policy = Literal["step", "cosine"]
+
+
+@dataclass(frozen=True)
+class ShortCycleStep:
+    """One short-cycle position: the clip shape and the global batch (all processes) it uses."""
+
+    shape: ClipShape
+    global_batch: int
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Epochs ``[start_epoch, end_epoch)`` trained on one long-cycle shape."""
+
+    start_epoch: int
+    end_epoch: int
+    shape: ClipShape
+    """The long-cycle (base) shape of the segment."""
+    base_batch: int
+    """Global batch of the long-cycle shape (Eq. 1)."""
+    lr_multiplier: float
+    """Long-cycle batch factor ``base_batch / B`` (linear scaling rule; 8, 4, 2, 1 by default)."""
+    lr_stage: int
+    """Index of the LR stage (``MultigridSchedule.stage_starts``) the segment starts in (a segment
+    without long cycle spans all stages)."""
+    steps: tuple[ShortCycleStep, ...]
+    """Short-cycle positions; a single step (the long-cycle shape) when there is no short cycle."""
+
+    @property
+    def epochs(self) -> int:
+        return self.end_epoch - self.start_epoch
+
+    @property
+    def global_batches(self) -> tuple[int, ...]:
+        return tuple(step.global_batch for step in self.steps)
+
+    @property
+    def shapes(self) -> tuple[ClipShape, ...]:
+        return tuple(step.shape for step in self.steps)
+
+
+@dataclass(frozen=True)
+class MultigridSchedule:
+    """Segments plus the LR policy: what the trainer asks at each epoch and iteration."""
+
+    segments: tuple[Segment, ...]
+    base_batch: int
+    """The baseline global batch B."""
+    processes: int
+    """Training processes; every global batch is a multiple of it."""
+    policy: Policy
+    stage_starts: tuple[int, ...]
+    """Start epoch of each LR stage (step policy; also labels the stages of the cosine policy)."""
+    stage_lrs: tuple[float, ...]
+    """Relative LR of each stage (step policy)."""
+    cosine_end: float
+    """Final LR of the cosine as a fraction of the base LR (cosine policy)."""
+
+    @property
+    def total_epochs(self) -> int:
+        return self.segments[-1].end_epoch
+
+    @property
+    def shapes(self) -> set[ClipShape]:
+        """Every clip shape the run trains on (for checking them against the model up front)."""
+        return {shape for seg in self.segments for shape in seg.shapes}
+
+    def segment_at(self, epoch: float) -> Segment:
+        """The segment that trains ``epoch`` (epochs past the end belong to the last segment)."""
+        if epoch < 0:
+            raise ValueError(f"epoch {epoch} < 0")
+        ends = [seg.end_epoch for seg in self.segments]
+        return self.segments[min(bisect.bisect_right(ends, epoch), len(ends) - 1)]
+
+    def lr_factor(self, epoch: float) -> float:
+        """LR at fractional ``epoch`` relative to the (linearly scaled) base LR: the step or cosine
+        policy × the long-cycle multiplier of the segment. Warm-up is not included (the engine's)."""
+        if self.policy == "step":
+            stage = bisect.bisect_right(self.stage_starts, epoch) - 1
+            policy = self.stage_lrs[max(stage, 0)]
+        else:
+            progress = min(max(epoch / self.total_epochs, 0.0), 1.0)
+            policy = self.cosine_end + (1 - self.cosine_end) * 0.5 * (1 + math.cos(math.pi * progress))
+        return policy * self.segment_at(epoch).lr_multiplier
+
+    def iterations_per_epoch(self, segment: Segment, dataset_size: int) -> int:
+        """Iterations of one epoch of ``segment`` over ``dataset_size`` clips (see :func:`epoch_plan`)."""
+        return len(epoch_plan(dataset_size, segment.global_batches, self.processes))
+
+    def iterations(self, segment: Segment, dataset_size: int) -> int:
+        """Iterations of the whole ``segment``."""
+        return segment.epochs * self.iterations_per_epoch(segment, dataset_size)
+
+    def total_iterations(self, dataset_size: int) -> int:
+        return sum(self.iterations(seg, dataset_size) for seg in self.segments)
+
+    def compute(self, dataset_size: int) -> float:
+        """Training cost in clip-frame-pixels (Σ batch × t × s² over all iterations), ∝ FLOPs (Eq. 1)."""
+        total = 0.0
+        for seg in self.segments:
+            plan = epoch_plan(dataset_size, seg.global_batches, self.processes)
+            per_epoch = sum(b * _volume(seg.steps[i % len(seg.steps)].shape) for i, b in enumerate(plan))
+            total += seg.epochs * per_epoch
+        return total
+
+
+# --------------------------------------------------------------------------------------------------
+# batch arithmetic
+
+
+def _volume(shape: ClipShape) -> int:
+    return shape.frames * shape.crop**2
+
+
+def scaled_batch(base_batch: int, time_factor: float, space_factor: float, processes: int) -> int:
+    """Eq. 1: b = B·(T/t)·(S/s)² for nominal factors t/T, s/S, rounded to whole clips and to a
+    multiple of ``processes`` (at least one clip per process)."""
+    clips = round(base_batch / (time_factor * space_factor**2))
+    return max(processes, processes * round(clips / processes))
+
+
+def epoch_plan(dataset_size: int, global_batches: Sequence[int], processes: int) -> list[int]:
+    """Global batch sizes of the iterations of one epoch that uses every clip exactly once.
+
+    Iteration i takes ``global_batches[i % len(global_batches)]`` clips; the last batch holds what is
+    left (possibly fewer). If fewer clips than ``processes`` would be left, they join the previous
+    batch instead, so no process ever gets an empty batch.
+    """
+    if dataset_size < processes:
+        raise VidgridError(f"dataset of {dataset_size} clips is smaller than the {processes} training processes")
+    plan: list[int] = []
+    left = dataset_size
+    cycle = sum(global_batches)
+    full_cycles, left = divmod(left, cycle)
+    plan.extend(list(global_batches) * full_cycles)
+    for batch in global_batches:
+        if left == 0:
+            break
+        take = min(batch, left)
+        plan.append(take)
+        left -= take
+    if plan[-1] < processes:
+        rest = plan.pop()
+        plan[-1] += rest
+    return plan
+
+
+# --------------------------------------------------------------------------------------------------
+# building the schedule
+
+
+def build_schedule(
+    *,
+    base: ClipShape,
+    base_batch: int,
+    epochs: int,
+    stage_starts: Sequence[int],
+    stage_lrs: Sequence[float],
+    policy: Policy = "step",
+    cosine_end: float = 0.0,
+    long_cycle: Sequence[tuple[float, float]] = (),
+    short_cycle: Sequence[float] = (),
+    epoch_factor: float = 1.0,
+    processes: int = 1,
+) -> MultigridSchedule:
+    """The multigrid schedule of a baseline recipe (module docstring has the rules).
+
+    ``long_cycle``: (time, space) factors of the long-cycle shapes, empty = no long cycle;
+    ``short_cycle``: space factors of the short-cycle crops, empty = no short cycle.
+    """
+    if base_batch % processes:
+        raise ConfigError(f"'train.batch_size' = {base_batch}: expected a multiple of the {processes} processes")
+    factors = [*long_cycle, *((f, f) for f in short_cycle)]
+    if any(not 0 < f <= 1 for pair in factors for f in pair):
+        raise ConfigError(f"multigrid cycle factors {factors}: expected factors in (0, 1]")
+
+    def steps_of(time_factor: float, space_factor: float) -> tuple[ShortCycleStep, ...]:
+        """Short-cycle positions of a long-cycle shape: crops S·f at its frames, then the shape itself."""
+        frames = max(1, round(base.frames * time_factor))
+        return tuple(
+            ShortCycleStep(ClipShape(frames, round(base.crop * f)), scaled_batch(base_batch, time_factor, f, processes))
+            for f in [*short_cycle, space_factor]
+        )
+
+    base_steps = steps_of(1.0, 1.0)
+    total = max(1, math.floor(epoch_factor * epochs + 1e-9))
+    if not long_cycle:  # baseline or short cycle only: one segment, every stage stretched alike
+        scale = total / epochs
+        segments = [_segment(0, total, base_steps, 0, base_batch)]
+        starts = [min(round(s * scale), total) for s in stage_starts]
+    else:
+        cycle = [steps_of(t, s) for t, s in long_cycle]
+        segments = _long_cycle_segments(base_steps, cycle, stage_starts, epochs, total, base_batch)
+        starts = [next((s.start_epoch for s in segments if s.lr_stage >= k), total) for k in range(len(stage_starts))]
+        if len(stage_starts) > 1 and policy == "step":
+            segments, starts = _split_fine_tuning(segments, starts)
+    return MultigridSchedule(
+        segments=tuple(s for s in segments if s.epochs > 0),
+        base_batch=base_batch,
+        processes=processes,
+        policy=policy,
+        stage_starts=tuple(starts),
+        stage_lrs=tuple(stage_lrs),
+        cosine_end=cosine_end,
+    )
+
+
+def _mean_batch(steps: Sequence[ShortCycleStep]) -> float:
+    return sum(step.global_batch for step in steps) / len(steps)
+
+
+def _long_cycle_segments(
+    base_steps: tuple[ShortCycleStep, ...],
+    cycle: list[tuple[ShortCycleStep, ...]],
+    stage_starts: Sequence[int],
+    epochs: int,
+    total: int,
+    base_batch: int,
+) -> list[Segment]:
+    """One long cycle per LR stage but the last (equal iterations per shape: epochs ∝ mean batch),
+    then the fine-tuning stage shortened by the same iteration saving; all scaled to ``total``
+    epochs and rounded to whole epochs. A single stage gets one cycle and no fine-tuning."""
+    lengths = [b - a for a, b in zip(stage_starts, [*stage_starts[1:], epochs])]
+    means = [_mean_batch(steps) for steps in cycle]
+    pieces: list[tuple[float, tuple[ShortCycleStep, ...], int]] = []  # (epochs, steps, LR stage)
+    for stage, length in enumerate(lengths[:-1] or lengths):
+        pieces += [(length * m / sum(means), steps, stage) for m, steps in zip(means, cycle)]
+    if len(lengths) > 1:
+        saving = sum(means) / len(means)  # iterations fall by the mean batch factor in the cycles
+        pieces.append((lengths[-1] * _mean_batch(base_steps) / saving, base_steps, len(lengths) - 1))
+    scale = total / sum(p[0] for p in pieces)
+    segments: list[Segment] = []
+    done = 0.0
+    for i, (length, steps, stage) in enumerate(pieces):
+        done += length * scale
+        start = segments[-1].end_epoch if segments else 0
+        end = total if i == len(pieces) - 1 else min(max(round(done), start), total)
+        segments.append(_segment(start, end, steps, stage, base_batch))
+    return segments
+
+
+def _segment(start: int, end: int, steps: tuple[ShortCycleStep, ...], lr_stage: int, base_batch: int) -> Segment:
+    """A segment whose long-cycle shape is the last short-cycle position."""
+    long_step = steps[-1]
+    return Segment(
+        start_epoch=start,
+        end_epoch=end,
+        shape=long_step.shape,
+        base_batch=long_step.global_batch,
+        lr_multiplier=long_step.global_batch / base_batch,
+        lr_stage=lr_stage,
+        steps=steps,
+    )
+
+
+def _split_fine_tuning(segments: list[Segment], starts: list[int]) -> tuple[list[Segment], list[int]]:
+    """§3.2 fine-tuning (step policy): the first half of the last stage keeps the previous stage's LR."""
+    last = segments[-1]
+    middle = (last.start_epoch + last.end_epoch + 1) // 2
+    first = dataclasses.replace(last, end_epoch=middle, lr_stage=last.lr_stage - 1)
+    second = dataclasses.replace(last, start_epoch=middle)
+    return [*segments[:-1], first, second], [*starts[:-1], middle]
+
+
+def schedule_from_config(cfg: Config, *, processes: int = 1) -> MultigridSchedule:
+    """The run's schedule: multigrid when ``multigrid.enabled``, else the baseline (one segment)."""
+    mg = cfg.multigrid
+    enabled = mg.enabled
+    return build_schedule(
+        base=ClipShape(cfg.data.frames, cfg.data.crop),
+        base_batch=cfg.train.batch_size,
+        epochs=cfg.train.epochs,
+        stage_starts=cfg.schedule.steps,
+        stage_lrs=cfg.schedule.lrs,
+        policy=cfg.schedule.policy,
+        cosine_end=cfg.schedule.cosine_end,
+        long_cycle=mg.long_cycle_factors if enabled and mg.long_cycle else (),
+        short_cycle=mg.short_cycle_factors if enabled and mg.short_cycle else (),
+        epoch_factor=mg.epoch_factor if enabled else 1.0,
+        processes=processes,
+    )
+
+
+def bn_groups(segment: Segment, *, processes: int, bn_base_size: int) -> int:
+    """Sub-batch BN groups for ``segment`` (§3.2): the per-process long-cycle batch split into groups
+    of ``bn_base_size`` clips (at least one group). The short cycle keeps this number, so its larger
+    batches get proportionally larger groups (16 and 32 clips by default)."""
+    return max(1, segment.base_batch // processes // bn_base_size)

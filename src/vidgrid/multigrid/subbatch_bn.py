@@ -1,0 +1,103 @@
+"""Sub-batch BatchNorm (multigrid paper §3.2 "Batch Normalization").
+
+Multigrid batches grow up to 32× the base batch; to keep BN's behaviour independent of that, the
+statistics are computed over *groups* of clips: the per-process long-cycle batch is split into groups
+of ``bn_base_size`` (8) clips, and the short cycle keeps the number of groups, so its 2× and 4×
+larger batches get groups of 16 and 32 clips (:func:`~vidgrid.multigrid.schedule.bn_groups`).
+
+:class:`SubBatchNorm3d` is an ``nn.BatchNorm3d`` (same parameters, buffers and state-dict keys, so
+checkpoints load into models without multigrid) whose training forward normalises each group with
+that group's statistics. Its running statistics are the *merged* statistics of all groups, updated at
+every step — mean of the group means; mean of the group variances plus the variance of the group
+means (law of total variance) — so eval mode is plain BN with population statistics, and the number
+of groups can change at any segment switch without a merge step.
+
+Group k holds clips k, k+g, k+2g, … of the batch (a free view ``(N, C, …) -> (N/g, g·C, …)``; the
+batch order is random, so which clips share a group does not matter). A batch of N clips that g does
+not divide (e.g. the smaller last batch of an epoch) uses the largest number of groups ≤ g that
+divides N and leaves every group more than one value per channel (a prime N falls back to one group,
+i.e. plain BN); the groups of such a batch hold fewer clips than the nominal ones.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SubBatchNorm3d(nn.BatchNorm3d):
+    """BatchNorm3d whose training statistics are computed over ``num_groups`` groups of the batch."""
+
+    def __init__(self, *args, num_groups: int = 1, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.num_groups = num_groups
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, num_groups={self.num_groups}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        groups = _groups_dividing(x.shape[0], self.num_groups, values_per_clip=x[0, 0].numel())
+        if not self.training or groups == 1:
+            return super().forward(x)
+        self._check_input_dim(x)
+        n, c = x.shape[:2]
+        # (N, C, T, H, W) -> (N/g, g·C, T, H, W): channel j·C + c holds clips j, j+g, ... of channel c
+        grouped = x.reshape(n // groups, groups * c, *x.shape[2:])
+        mean = x.new_zeros(groups * c, dtype=torch.float32) if self.track_running_stats else None
+        var = x.new_ones(groups * c, dtype=torch.float32) if self.track_running_stats else None
+        y = F.batch_norm(grouped, mean, var, None, None, True, 1.0, self.eps)  # mean/var <- group stats
+        y = y.reshape(x.shape)
+        if self.track_running_stats:
+            self._update_running_stats(mean.view(groups, c), var.view(groups, c), x.numel() // c, groups)
+        if self.affine:
+            shape = (1, c) + (1,) * (x.dim() - 2)
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+    @torch.no_grad()
+    def _update_running_stats(self, means: torch.Tensor, unbiased: torch.Tensor, count: int, groups: int) -> None:
+        """Merge the (groups, C) statistics over groups and fold them into the running buffers like
+        plain BN would for the whole batch: mean of means; mean of variances + variance of means."""
+        per_group = count // groups
+        variances = unbiased * (per_group - 1) / per_group  # biased variance of each group
+        mean = means.mean(0)
+        var = variances.mean(0) + means.var(0, unbiased=False)
+        var = var * count / max(count - 1, 1)  # unbiased, as nn.BatchNorm stores it
+        self.num_batches_tracked.add_(1)
+        momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
+        self.running_var.lerp_(var.to(self.running_var.dtype), momentum)
+
+
+def _groups_dividing(batch: int, groups: int, *, values_per_clip: int) -> int:
+    """The largest number of groups ≤ ``groups`` that divides ``batch`` evenly into groups with more
+    than one value per channel (1 if none does)."""
+    fits = (g for g in range(min(groups, batch), 1, -1) if batch % g == 0 and batch // g * values_per_clip > 1)
+    return next(fits, 1)
+
+
+def convert_to_sub_batch_norm(model: nn.Module) -> nn.Module:
+    """Replace every ``nn.BatchNorm3d`` of ``model`` in place by a :class:`SubBatchNorm3d` sharing its
+    parameters and buffers (one group until :func:`set_bn_groups`). Returns ``model``."""
+    for name, child in model.named_children():
+        if type(child) is nn.BatchNorm3d:
+            sub = SubBatchNorm3d(
+                child.num_features, eps=child.eps, momentum=child.momentum, affine=child.affine,
+                track_running_stats=child.track_running_stats,
+            )
+            sub._parameters, sub._buffers = child._parameters, child._buffers
+            sub.train(child.training)
+            setattr(model, name, sub)
+        else:
+            convert_to_sub_batch_norm(child)
+    return model
+
+
+def set_bn_groups(model: nn.Module, num_groups: int) -> None:
+    """Set the number of statistics groups of every :class:`SubBatchNorm3d` in ``model``."""
+    if num_groups < 1:
+        raise ValueError(f"num_groups {num_groups} < 1")
+    for module in model.modules():
+        if isinstance(module, SubBatchNorm3d):
+            module.num_groups = num_groups

@@ -1,0 +1,81 @@
+"""Progress lines, metrics.jsonl (+ resume), plots and summary.json."""
+
+import io
+import json
+
+import pytest
+
+from vidgrid.engine.logging import (
+    MetricsLogger,
+    Progress,
+    format_duration,
+    format_summary,
+    plot_run,
+    read_metrics,
+    write_summary,
+)
+from vidgrid.types import ClipShape
+
+
+def test_progress_plain_stream_prints_lines():
+    stream = io.StringIO()  # not a TTY: plain lines, rate-limited
+    bar = Progress(100, epochs=5, stream=stream, interval_s=3600)
+    bar.update(1, epoch=0, loss=2.5, lr=0.1, clips_per_s=12.0, batch=32, shape=ClipShape(8, 112))
+    bar.update(2, epoch=0, loss=2.4, lr=0.1, clips_per_s=12.0, batch=32, shape=ClipShape(8, 112))  # too soon
+    bar.write("epoch 0: val top-1 50.0%")
+    bar.update(100, epoch=4, loss=0.1, lr=0.001, clips_per_s=20.0, batch=8, shape=ClipShape(16, 224))  # last: always
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3 and "\r" not in stream.getvalue()
+    assert lines[0].startswith("it 1/100 ep 0/5 | loss 2.5000 | lr 0.1 | 12.0 clips/s | 32×8x112²")
+    assert lines[1] == "epoch 0: val top-1 50.0%"
+    assert "8×16x224²" in lines[2]
+    assert format_duration(3725) == "1:02:05" and format_duration(65) == "1:05"
+
+
+def test_metrics_logger_resume_and_plots(tmp_path):
+    with MetricsLogger(tmp_path, tensorboard=True) as log:
+        for it in range(1, 6):
+            log.log("train", iteration=it, epoch=it / 5, loss=2.0 / it, lr=0.1 * it, clips_per_s=10.0)
+        log.log("val", iteration=5, epoch=1, top1=0.5, top5=0.9)
+        log.log("train", iteration=6, epoch=1.2, loss=0.3, lr=0.5)
+    assert any((tmp_path / "tb").iterdir())
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["split"] for r in records] == ["train"] * 5 + ["val", "train"]
+    assert records[5]["top1"] == 0.5 and records[0]["wall_s"] >= 0
+
+    # resume from the checkpoint at iteration 5: the record of iteration 6 is dropped
+    with MetricsLogger(tmp_path, tensorboard=False, resume_iteration=5) as log:
+        assert log.wall_s >= records[5]["wall_s"]
+        log.log("train", iteration=6, epoch=1.2, loss=0.25, lr=0.5)
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["iteration"] for r in records] == [1, 2, 3, 4, 5, 5, 6] and records[-1]["loss"] == 0.25
+
+    written = plot_run(tmp_path)
+    assert sorted(p.name for p in written) == ["accuracy.png", "loss.png", "lr.png"]
+    assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_summary(tmp_path):
+    summary = {"top1": 0.9, "top5": 1.0, "wall_time_s": 75.0, "iterations": 1234, "epochs": 15,
+               "clips_seen": 9000, "skipped_videos": []}
+    path = write_summary(tmp_path, summary)
+    assert json.loads(path.read_text()) == summary
+    assert format_summary(summary) == "top-1 90.0% · top-5 100.0% · 1,234 iterations · 15 epochs · 1:15 wall"
+    with pytest.raises(ValueError, match="clips_seen"):
+        write_summary(tmp_path, {k: v for k, v in summary.items() if k != "clips_seen"})
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_rewrites_one_line():
+    stream = _Terminal()
+    bar = Progress(10, epochs=1, stream=stream)
+    bar.update(10, epoch=1, loss=0.5, lr=0.1, clips_per_s=5.0, batch=4, shape=ClipShape(4, 32))
+    bar.write("done")
+    bar.close()
+    text = stream.getvalue()
+    assert text.startswith("\r\033[Kit 10/10 ep 1/1") and text.endswith("\r\033[Kdone\n")

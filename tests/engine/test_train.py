@@ -1,0 +1,96 @@
+"""The training loop end to end on tiny synthetic videos (issue 5 §4, §6)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from vidgrid.engine import trainer
+from vidgrid.engine.checkpoint import list_checkpoints, load_checkpoint
+from vidgrid.engine.logging import SUMMARY_KEYS, read_metrics
+from vidgrid.errors import ConfigError
+from vidgrid.types import ClipShape
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """One intra-op thread: deterministic, and no OpenMP spinning when the 2 cores are shared."""
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_baseline_run_lowers_the_loss_and_writes_the_run_folder(tiny_config, tmp_path):
+    cfg = tiny_config("train.epochs=6", "train.eval_every=3", "train.keep_checkpoints=2")
+    summary = trainer.train(cfg, tmp_path / "run")
+
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    losses = [r["loss"] for r in records if r["split"] == "train"]
+    assert len(losses) == summary["iterations"] == 18  # 20 videos in batches 8, 8, 4 for 6 epochs
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
+    assert {(r["frames"], r["crop"]) for r in records if r["split"] == "train"} == {(4, 32)}
+    assert [r["epoch"] for r in records if r["split"] == "val"] == [3, 6]
+
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert set(SUMMARY_KEYS) <= set(written)
+    assert written["epochs"] == 6 and written["clips_seen"] == 6 * 20 and written["skipped_videos"] == []
+    assert 0 <= written["top1"] <= written["top5"] <= 1 and written["wall_time_s"] > 0
+    for name in ("config.yaml", "loss.png", "accuracy.png", "lr.png", "predictions.jsonl", "confusion.png"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert any((tmp_path / "run" / "tb").iterdir())
+    assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["ckpt-000000015.pt", "ckpt-000000018.pt"]
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "ckpt-000000018.pt")
+    assert ckpt["epoch"] == 6 and ckpt["classes"][0] == "slide_left" and ckpt["config"]["model"]["name"] == "x3d_xs"
+
+
+def test_multigrid_run_follows_the_schedule_and_evaluates(tiny_config, tmp_path):
+    cfg = tiny_config("multigrid.enabled=true", "train.batch_size=2", "train.epochs=4", "train.eval_every=0")
+    schedule = trainer.schedule_from_config(cfg)
+    summary = trainer.train(cfg, tmp_path / "mg")
+
+    expected = []  # the shape of every iteration: short-cycle position i mod 3 of the epoch's segment
+    for epoch in range(schedule.total_epochs):
+        segment = schedule.segment_at(epoch)
+        expected += [segment.steps[i % len(segment.steps)].shape for i in range(schedule.iterations_per_epoch(segment, 20))]
+    records = read_metrics(tmp_path / "mg" / "metrics.jsonl")
+    seen = [ClipShape(r["frames"], r["crop"]) for r in records if r["split"] == "train"]
+    assert seen == expected and len(set(seen)) >= 5  # long- and short-cycle shapes
+    assert summary["epochs"] == schedule.total_epochs == 6  # 1.5 × the baseline's 4
+    assert summary["iterations"] == len(expected) and summary["clips_seen"] == 6 * 20
+    assert [r["epoch"] for r in records if r["split"] == "val"] == [6]  # validated only at the end
+    assert set(SUMMARY_KEYS) <= set(summary) and summary["multigrid"] is True
+    assert 0 <= summary["top1"] <= summary["top5"] <= 1
+
+
+def test_non_finite_loss_stops_without_overwriting_the_checkpoint(tiny_config, tmp_path, monkeypatch):
+    real = trainer.build_loss
+
+    def poisoned(multi_label):
+        loss_fn, calls = real(multi_label), []
+
+        def loss(logits, targets):
+            calls.append(1)
+            value = loss_fn(logits, targets)
+            return value * float("nan") if len(calls) == 5 else value
+
+        return loss
+
+    monkeypatch.setattr(trainer, "build_loss", poisoned)
+    cfg = tiny_config("train.epochs=3", "train.eval_every=0")
+    with pytest.raises(trainer.NonFiniteLossError, match=r"loss became nan at epoch 2 iteration 5.*ckpt-000000003.pt"):
+        trainer.train(cfg, tmp_path / "nan")
+    good = list_checkpoints(tmp_path / "nan" / "checkpoints")
+    assert [p.name for p in good] == ["ckpt-000000003.pt"]
+    assert all(torch.isfinite(v).all() for v in load_checkpoint(good[0])["model"].values() if v.is_floating_point())
+
+
+def test_shapes_are_checked_against_the_model_before_training(tiny_config, tmp_path):
+    cfg = tiny_config("model.name=mvitv2_s_16x4", "data.frames=1")
+    cfg.model.options = {}
+    with pytest.raises(ConfigError, match=r"'data.frames': .* 1x32² clips but mvitv2_s_16x4 needs at least 2 frames"):
+        trainer.train(cfg, tmp_path / "a")
+    assert not (tmp_path / "a").exists()

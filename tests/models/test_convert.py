@@ -1,0 +1,172 @@
+"""Checkpoint conversion: PySlowFast / PyTorchVideo layouts map onto ours by a key table, strictly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vidgrid.cli import main
+from vidgrid.errors import CheckpointError
+from vidgrid.models.convert import convert_command, convert_state_dict, fold_shortcut_bn, key_table, load_source
+
+CASES = [
+    ("x3d_s", "pyslowfast"), ("x3d_s", "pytorchvideo"),
+    ("i3d_nl_r50_8x8", "pyslowfast"), ("c2d_r50_8x8", "pytorchvideo"), ("slow_r50_8x8", "pytorchvideo"),
+    ("slowfast_r50_8x8", "pyslowfast"), ("slowfast_r50_8x8", "pytorchvideo"),
+]
+
+# Real names from the two code bases, one per kind of layer (stem, block, SE, fusion, head).
+KNOWN_KEYS = {
+    ("x3d_s", "pyslowfast"): [
+        "s1.pathway0_stem.conv_xy.weight", "s1.pathway0_stem.conv.weight", "s2.pathway0_res0.branch1.weight",
+        "s3.pathway0_res0.branch2.se.fc1.bias", "s5.pathway0_res0.branch2.c_bn.running_var",
+        "head.conv_5.weight", "head.lin_5.weight", "head.projection.bias",
+    ],
+    ("x3d_s", "pytorchvideo"): [
+        "blocks.0.conv.conv_t.weight", "blocks.0.conv.conv_xy.weight", "blocks.0.norm.weight",
+        "blocks.1.res_blocks.0.branch1_conv.weight", "blocks.2.res_blocks.0.branch1_norm.weight",
+        "blocks.2.res_blocks.0.branch2.norm_b.0.weight", "blocks.2.res_blocks.0.branch2.norm_b.1.block.2.weight",
+        "blocks.5.pool.pre_conv.weight", "blocks.5.pool.pre_norm.running_mean", "blocks.5.pool.post_conv.weight",
+        "blocks.5.proj.weight",
+    ],
+    ("i3d_nl_r50_8x8", "pyslowfast"): [
+        "s3.pathway0_nonlocal1.conv_theta.weight", "s4.pathway0_nonlocal1.bn.weight",
+        "s2.pathway0_res0.branch1_bn.weight",
+    ],
+    ("c2d_r50_8x8", "pytorchvideo"): [
+        "blocks.0.conv.weight", "blocks.1.res_blocks.0.branch2.conv_a.weight",
+        "blocks.3.res_blocks.0.branch1_conv.weight", "blocks.5.res_blocks.0.branch2.norm_c.weight",
+        "blocks.6.proj.weight",
+    ],
+    ("slow_r50_8x8", "pytorchvideo"): ["blocks.4.res_blocks.0.branch2.conv_b.weight", "blocks.5.proj.weight"],
+    ("slowfast_r50_8x8", "pyslowfast"): [
+        "s1.pathway1_stem.conv.weight", "s1_fuse.conv_f2s.weight", "s4_fuse.bn.running_mean",
+        "s5.pathway1_res0.branch2.c.weight", "head.projection.weight",
+    ],
+    ("slowfast_r50_8x8", "pytorchvideo"): [
+        "blocks.0.multipathway_blocks.1.conv.weight", "blocks.0.multipathway_fusion.conv_fast_to_slow.weight",
+        "blocks.3.multipathway_fusion.norm.weight", "blocks.4.multipathway_blocks.0.res_blocks.0.branch1_conv.weight",
+        "blocks.6.proj.weight",
+    ],
+}
+
+
+def _their_state(model, source: str) -> dict[str, torch.Tensor]:
+    """The model's own weights, renamed into the source's layout (the key table inverted)."""
+    table = key_table(model, source)
+    return {table[k]: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("name,source", CASES)
+def test_convert_round_trip(name: str, source: str, tmp_path, monkeypatch, tiny_model) -> None:
+    model = tiny_model(name, num_classes=7)
+    for p in model.parameters():  # make every tensor distinct so a swapped key would show
+        p.data.normal_()
+    theirs = _their_state(model, source)
+    assert len(theirs) == len(model.state_dict()), "key table is not one-to-one"
+    assert set(KNOWN_KEYS[(name, source)]) <= set(theirs)
+
+    src = tmp_path / "theirs.pyth"
+    torch.save({"model_state": theirs, "epoch": 3} if source == "pyslowfast" else theirs, src)
+    # convert_command builds the full-size model; use the tiny one with the checkpoint's class count
+    monkeypatch.setattr("vidgrid.models.convert.create_model", lambda n, num_classes, **kw: tiny_model(n, num_classes))
+    assert convert_command(src, tmp_path / "out" / "ours.pt", source=source, model=name) == 0
+    ckpt = torch.load(tmp_path / "out" / "ours.pt", weights_only=True)
+    assert ckpt["model_name"] == name and ckpt["num_classes"] == 7
+    for k, v in model.state_dict().items():
+        assert torch.equal(ckpt["model"][k], v), k
+
+
+def test_full_size_tables_reach_every_block(meta_model) -> None:
+    nl = key_table(meta_model("i3d_nl_r50_8x8"), "pyslowfast")
+    assert {"s3.pathway0_nonlocal3.conv_g.bias", "s4.pathway0_nonlocal5.bn.weight"} <= set(nl.values())
+    x3d = key_table(meta_model("x3d_s"), "pytorchvideo")
+    assert x3d["res4.10.se.fc2.weight"] == "blocks.3.res_blocks.10.branch2.norm_b.1.block.2.weight"
+    sf = key_table(meta_model("slowfast_r101_8x8"), "pytorchvideo")
+    assert sf["fast.res4.blocks.22.bn_c.bias"] == "blocks.3.multipathway_blocks.1.res_blocks.22.branch2.norm_c.bias"
+
+
+def test_missing_unexpected_and_misshapen_keys_are_refused_with_a_list(tiny_model) -> None:
+    model = tiny_model("slowfast_r50_8x8")
+    theirs = _their_state(model, "pyslowfast")
+    del theirs["s1_fuse.conv_f2s.weight"]
+    theirs["head.extra.weight"] = torch.zeros(1)
+    with pytest.raises(CheckpointError) as err:
+        convert_state_dict(theirs, model, "pyslowfast")
+    message = str(err.value)
+    assert "missing keys (1): s1_fuse.conv_f2s.weight" in message
+    assert "unexpected keys (1): head.extra.weight" in message and "\n" not in message
+
+    theirs = _their_state(model, "pyslowfast")
+    theirs["head.projection.weight"] = torch.zeros(3, 3)
+    with pytest.raises(CheckpointError, match=r"wrong shapes \(1\): head.projection.weight \(3, 3\)"):
+        convert_state_dict(theirs, model, "pyslowfast")
+    # the other layout is refused as a whole
+    with pytest.raises(CheckpointError, match=r"missing keys \(\d+\): blocks.0"):
+        convert_state_dict(theirs, model, "pytorchvideo")
+
+
+def test_older_checkpoints_without_num_batches_tracked_load(tiny_model) -> None:
+    model = tiny_model("c2d_r50_8x8")
+    theirs = {k: v for k, v in _their_state(model, "pytorchvideo").items() if not k.endswith("num_batches_tracked")}
+    converted = convert_state_dict(theirs, model, "pytorchvideo")
+    model.load_state_dict(converted)
+
+
+def test_pyslowfast_x3d_res2_shortcut_bn_is_folded_exactly() -> None:
+    """Output of conv → BN (eval) plus the residual branch equals the folded conv plus the branch."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 3, 8, 8)
+    branch = torch.randn(2, 6, 3, 4, 4)
+    state = {
+        "conv": torch.randn(6, 6, 1, 1, 1),
+        "bn.weight": torch.rand(6) + 0.5, "bn.bias": torch.randn(6),
+        "bn.running_mean": torch.randn(6), "bn.running_var": torch.rand(6) + 0.5,
+        "bn.num_batches_tracked": torch.tensor(5), "c_bn.bias": torch.randn(6),
+    }
+    shortcut = F.batch_norm(
+        F.conv3d(x, state["conv"], stride=(1, 2, 2)), state["bn.running_mean"], state["bn.running_var"],
+        state["bn.weight"], state["bn.bias"], training=False, eps=1e-5,
+    )
+    expected = shortcut + branch + state["c_bn.bias"].view(1, -1, 1, 1, 1)
+    folded = dict(state)
+    fold_shortcut_bn(folded, conv_key="conv", bn_prefix="bn.", bias_key="c_bn.bias")
+    assert set(folded) == {"conv", "c_bn.bias"}
+    got = F.conv3d(x, folded["conv"], stride=(1, 2, 2)) + branch + folded["c_bn.bias"].view(1, -1, 1, 1, 1)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_pyslowfast_x3d_with_res2_shortcut_bn_converts(tiny_model) -> None:
+    model = tiny_model("x3d_s").eval()
+    theirs = _their_state(model, "pyslowfast")
+    # PySlowFast's X3D has an identity-initialised BN after res2's shortcut conv
+    theirs.update({f"s2.pathway0_res0.branch1_bn.{k}": v for k, v in {
+        "weight": torch.ones(8), "bias": torch.zeros(8), "running_mean": torch.zeros(8),
+        "running_var": torch.full((8,), 1 - 1e-5), "num_batches_tracked": torch.tensor(0)}.items()})
+    converted = convert_state_dict(theirs, model, "pyslowfast")
+    for k, v in model.state_dict().items():
+        assert torch.allclose(converted[k].float(), v.float(), atol=1e-6), k
+
+
+def test_load_source_and_cli_errors(tmp_path, capsys, tiny_model) -> None:
+    model = tiny_model("i3d_r50_8x8")
+    theirs = _their_state(model, "pyslowfast")
+    path = tmp_path / "ddp.pyth"
+    torch.save({"model_state": {f"module.{k}": v for k, v in theirs.items()}}, path)
+    assert set(load_source(path)) == set(theirs)
+    bad = tmp_path / "bad.pyth"
+    torch.save({"model_state": {"a": 1}}, bad)
+    with pytest.raises(CheckpointError, match="expected a state dict of tensors"):
+        load_source(bad)
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        load_source(tmp_path / "nope.pyth")
+
+    # through the CLI: a mismatch is one 'error:' line and exit code 2, and nothing is written
+    assert main(["convert", str(path), str(tmp_path / "x.pt"), "--from", "pyslowfast", "--model", "x3d_s"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "x3d_s" in err
+    assert not (tmp_path / "x.pt").exists()
+    assert main(["convert", str(path), str(tmp_path / "x.pt"), "--from", "pytorchvideo",
+                 "--model", "mvitv2_s_16x4"]) == 2
+    assert "conversion supports" in capsys.readouterr().err

@@ -1,0 +1,196 @@
+"""The multigrid schedule arithmetic (paper §3.2, Appendix A.1) — pure, no torch."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from vidgrid.config import load_config
+from vidgrid.errors import ConfigError, VidgridError
+from vidgrid.multigrid.schedule import (
+    bn_groups,
+    build_schedule,
+    epoch_plan,
+    scaled_batch,
+    schedule_from_config,
+)
+from vidgrid.types import ClipShape
+
+KINETICS = 240_000
+LONG = [(0.25, 1 / math.sqrt(2)), (0.5, 1 / math.sqrt(2)), (0.5, 1.0), (1.0, 1.0)]
+SHORT = [0.5, 1 / math.sqrt(2)]
+PAPER = dict(  # SlowFast R50 Kinetics baseline (§4): 32x224², 512 clips, stages at 0/94/154/196 of 239 epochs
+    base=ClipShape(32, 224), base_batch=512, epochs=239, stage_starts=[0, 94, 154, 196], stage_lrs=[1, 0.1, 0.01, 0.001]
+)
+
+
+def paper(**multigrid):
+    return build_schedule(**PAPER, epoch_factor=1.5, **multigrid)
+
+
+def reduction(schedule, dataset_size=KINETICS):
+    return build_schedule(**PAPER).total_iterations(dataset_size) / schedule.total_iterations(dataset_size)
+
+
+def test_schedule_module_does_not_import_torch():
+    code = "import sys, vidgrid.multigrid.schedule; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_paper_recipe_epochs_and_iteration_saving():
+    s = paper(long_cycle=LONG, short_cycle=SHORT)
+    assert s.total_epochs == 358  # 1.5 × 239 rounded down
+    assert 3.3 <= reduction(s) <= 3.6  # the paper: 3.4× fewer iterations
+    # Eq. 1 keeps the cost of an iteration: compute falls like the iterations
+    assert 0.25 < s.compute(KINETICS) / build_schedule(**PAPER).compute(KINETICS) < 0.32
+
+
+def test_ablations_long_only_and_short_only():
+    assert reduction(paper(long_cycle=LONG)) == pytest.approx(2.2, abs=0.07)
+    assert reduction(paper(short_cycle=SHORT)) == pytest.approx(1.56, abs=0.03)
+    assert paper(long_cycle=LONG).total_epochs == paper(short_cycle=SHORT).total_epochs == 358
+
+
+def test_long_cycle_shapes_batches_and_lr_multipliers():
+    s = paper(long_cycle=LONG, short_cycle=SHORT)
+    b = 512
+    cycle = [(8 * b, 8, 158), (4 * b, 16, 158), (2 * b, 16, 224), (b, 32, 224)]
+    long_cycles = [seg for seg in s.segments if seg.lr_stage < 3][:12]
+    assert [(seg.base_batch, seg.shape.frames, seg.shape.crop) for seg in long_cycles] == cycle * 3
+    assert [seg.lr_multiplier for seg in long_cycles] == [8, 4, 2, 1] * 3
+    assert [seg.lr_stage for seg in long_cycles] == [0] * 4 + [1] * 4 + [2] * 4
+    # the fine-tuning stage: base shape, short cycle, no LR scaling
+    for seg in s.segments[12:]:
+        assert (seg.shape, seg.base_batch, seg.lr_multiplier) == (ClipShape(32, 224), b, 1)
+
+
+def test_short_cycle_positions_follow_eq1():
+    s = paper(long_cycle=LONG, short_cycle=SHORT)
+    first, third = s.segments[0], s.segments[2]
+    # crops S/2 and S/√2 of the default crop at the long-cycle frames, then the long-cycle shape
+    assert [str(x) for x in first.shapes] == ["8x112²", "8x158²", "8x158²"]
+    assert first.global_batches == (16 * 512, 8 * 512, 8 * 512)
+    assert [x.crop for x in third.shapes] == [112, 158, 224]
+    assert third.global_batches == (8 * 512, 4 * 512, 2 * 512)
+    assert s.segments[-1].global_batches == (4 * 512, 2 * 512, 512)
+    assert s.shapes >= {ClipShape(32, 112), ClipShape(32, 158), ClipShape(32, 224), ClipShape(8, 112)}
+
+
+def test_equal_iterations_per_long_cycle_shape():
+    s = paper(long_cycle=LONG, short_cycle=SHORT)
+    for stage in range(3):
+        iters = [s.iterations(seg, KINETICS) for seg in s.segments if seg.lr_stage == stage][:4]
+        assert max(iters) / min(iters) < 1.1, iters  # equal up to whole-epoch rounding
+
+
+def test_step_lr_follows_long_cycle_only_and_fine_tuning_halves():
+    s = paper(long_cycle=LONG, short_cycle=SHORT)
+    for seg in s.segments:
+        mid = (seg.start_epoch + seg.end_epoch) / 2
+        assert s.lr_factor(mid) == pytest.approx(s.stage_lrs[seg.lr_stage] * seg.lr_multiplier)
+    first, second = s.segments[-2:]
+    assert (first.lr_stage, second.lr_stage) == (2, 3)
+    assert abs(first.epochs - second.epochs) <= 1
+    assert s.lr_factor(first.start_epoch) == pytest.approx(0.01)
+    assert s.lr_factor(second.start_epoch) == pytest.approx(0.001)
+    assert s.lr_factor(0) == pytest.approx(8.0)
+    assert s.lr_factor(s.total_epochs) == pytest.approx(0.001)  # past the end: the last segment
+
+
+def test_segment_at_and_contiguous_segments():
+    s = paper(long_cycle=LONG, short_cycle=SHORT)
+    assert s.segments[0].start_epoch == 0
+    for a, b in zip(s.segments, s.segments[1:]):
+        assert a.end_epoch == b.start_epoch and a.epochs > 0
+        assert s.segment_at(b.start_epoch) is b
+        assert s.segment_at(b.start_epoch - 0.5) is a
+    with pytest.raises(ValueError):
+        s.segment_at(-1)
+
+
+def test_baseline_is_one_segment_without_short_cycle():
+    s = build_schedule(**PAPER)
+    (seg,) = s.segments
+    assert (seg.start_epoch, seg.end_epoch, seg.shape) == (0, 239, ClipShape(32, 224))
+    assert (seg.base_batch, seg.lr_multiplier) == (512, 1)
+    assert seg.global_batches == (512,)
+    assert s.total_iterations(KINETICS) == 239 * 469  # every clip once per epoch: 468 full batches + 1
+    assert [s.lr_factor(e) for e in (0, 93.9, 94, 154, 196, 238.5)] == pytest.approx([1, 1, 0.1, 0.01, 0.001, 0.001])
+
+
+def test_short_cycle_only_stretches_the_stages():
+    s = paper(short_cycle=SHORT)
+    (seg,) = s.segments
+    assert seg.global_batches == (2048, 1024, 512) and seg.lr_multiplier == 1
+    assert s.stage_starts == (0, round(94 * 358 / 239), round(154 * 358 / 239), round(196 * 358 / 239))
+    assert s.lr_factor(s.stage_starts[1]) == pytest.approx(0.1)
+
+
+def test_cosine_multi_cycle_and_single_cycle():
+    multi = build_schedule(**{**PAPER, "stage_lrs": [1] * 4}, policy="cosine", cosine_end=0.01,
+                           long_cycle=LONG, short_cycle=SHORT, epoch_factor=1.5)
+    assert len(multi.segments) == 13  # 3 long cycles + fine-tuning, no LR halves under cosine
+    assert multi.lr_factor(0) == pytest.approx(8.0)
+    seg = multi.segments[5]
+    progress = seg.start_epoch / multi.total_epochs
+    cosine = 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+    assert multi.lr_factor(seg.start_epoch) == pytest.approx(cosine * seg.lr_multiplier)
+
+    single = build_schedule(base=ClipShape(32, 224), base_batch=512, epochs=239, stage_starts=[0], stage_lrs=[1],
+                            policy="cosine", cosine_end=0.0, long_cycle=LONG, short_cycle=SHORT, epoch_factor=1.5)
+    assert [seg.lr_multiplier for seg in single.segments] == [8, 4, 2, 1]  # one cycle, no fine-tuning
+    assert single.total_epochs == 358
+    assert single.lr_factor(358) == pytest.approx(0.0)
+    iters = [single.iterations(seg, KINETICS) for seg in single.segments]
+    assert max(iters) / min(iters) < 1.05
+
+
+def test_processes_round_batches_and_check_divisibility():
+    s = build_schedule(**{**PAPER, "base_batch": 24}, long_cycle=LONG, short_cycle=SHORT, epoch_factor=1.5, processes=8)
+    assert all(b % 8 == 0 for seg in s.segments for b in seg.global_batches)
+    assert scaled_batch(12, 1.0, 1 / math.sqrt(2), 8) == 24  # 12 × 2 = 24 clips
+    assert scaled_batch(3, 1.0, 0.8, 1) == 5  # 3 × 1.5625 = 4.69 → 5 whole clips
+    assert scaled_batch(3, 1.0, 0.8, 2) == 4  # ... → a multiple of 2 processes
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        build_schedule(**{**PAPER, "base_batch": 10}, processes=4)
+    with pytest.raises(ConfigError, match="factors"):
+        build_schedule(**PAPER, long_cycle=[(2.0, 1.0)])
+
+
+def test_epoch_plan_covers_every_clip_once():
+    assert epoch_plan(10, [4, 2, 1], 1) == [4, 2, 1, 3]
+    assert epoch_plan(14, [4, 2, 1], 1) == [4, 2, 1, 4, 2, 1]
+    assert epoch_plan(13, [4, 2], 2) == [4, 2, 4, 3]
+    assert epoch_plan(13, [4, 4], 4) == [4, 4, 5]  # 1 clip left for 4 processes joins the last batch
+    for n in (7, 100, 1001):
+        assert sum(epoch_plan(n, [8, 4, 2], 2)) == n
+    with pytest.raises(VidgridError, match="smaller than"):
+        epoch_plan(3, [4], 4)
+
+
+def test_small_recipe_keeps_whole_epochs():
+    s = build_schedule(base=ClipShape(8, 64), base_batch=8, epochs=10, stage_starts=[0, 6, 8], stage_lrs=[1, 0.1, 0.01],
+                       long_cycle=LONG, short_cycle=SHORT, epoch_factor=1.5)
+    assert s.total_epochs == 15
+    assert all(seg.epochs >= 1 for seg in s.segments)
+    assert s.segments[-1].shape == ClipShape(8, 64)
+    assert [str(x) for x in s.segments[0].shapes] == ["2x32²", "2x45²", "2x45²"]
+
+
+def test_bn_groups_use_the_long_cycle_batch():
+    s = paper(long_cycle=LONG, short_cycle=SHORT)
+    assert [bn_groups(seg, processes=128, bn_base_size=8) for seg in s.segments[:4]] == [4, 2, 1, 1]
+    assert bn_groups(s.segments[0], processes=1, bn_base_size=8) == 512
+
+
+def test_schedule_from_packaged_recipe_and_overrides():
+    cfg = load_config("slowfast_r50_multigrid")
+    assert (cfg.train.batch_size, cfg.data.frames, cfg.data.sampling_rate) == (512, 32, 2)
+    assert cfg.model.name == "slowfast_r50_8x8"
+    s = schedule_from_config(cfg, processes=128)
+    assert s.total_epochs == 358 and 3.3 <= reduction(s) <= 3.6
+    base = schedule_from_config(load_config("slowfast_r50_multigrid", ["multigrid.enabled=false"]))
+    assert len(base.segments) == 1 and base.total_epochs == 239
+    long_only = schedule_from_config(load_config("slowfast_r50_multigrid", ["multigrid.short_cycle=false"]))
+    assert all(len(seg.steps) == 1 for seg in long_only.segments)

@@ -1,0 +1,70 @@
+"""Config loading: defaults, recipes, dotted overrides and one-line errors naming the key."""
+
+import math
+
+import pytest
+import yaml
+
+from vidgrid.cli import main
+from vidgrid.config import Config, config_to_dict, list_recipes, load_config, save_config
+from vidgrid.errors import ConfigError
+
+
+def test_defaults_and_overrides():
+    cfg = load_config(None, ["optim.lr=0.2", "data.flip=false", "multigrid.enabled=true", "model.options={width: 2}"])
+    assert cfg.optim.lr == 0.2 and isinstance(cfg.optim.lr, float)
+    assert cfg.data.flip is False
+    assert cfg.multigrid.enabled is True
+    assert cfg.model.options == {"width": 2}
+    assert cfg.multigrid.long_cycle_factors[0] == pytest.approx((0.25, 1 / math.sqrt(2)))
+
+
+def test_recipe_only_overrides_defaults(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train:\n  epochs: 7\nschedule:\n  policy: step\n  steps: [0, 4]\n  lrs: [1.0, 0.1]\n")
+    cfg = load_config(recipe, ["train.batch_size=16"])
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.schedule.steps) == (7, 16, [0, 4])
+    assert cfg.optim == Config().optim
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lrr=1", "unknown config key 'optim.lrr'"),
+        ("optimizer.lr=1", "unknown config key 'optimizer'"),
+        ("optim.lr=abc", "'optim.lr' = 'abc': expected a number"),
+        ("train.epochs=1.5", "'train.epochs' = 1.5: expected an integer"),
+        ("optim.lr=-1", "'optim.lr' = -1.0: expected a positive number"),
+        ("optim.name=lamb", "expected one of 'sgd', 'adamw'"),
+        ("data.mean=[0.5, 0.5]", "'data.mean'"),
+        ("optim.lr", "expected KEY=VALUE"),
+    ],
+)
+def test_bad_keys_and_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_unknown_key_in_recipe_names_the_file(tmp_path):
+    recipe = tmp_path / "typo.yaml"
+    recipe.write_text("data:\n  trian_list: a.csv\n")
+    with pytest.raises(ConfigError, match=r"typo\.yaml: unknown config key 'data\.trian_list'"):
+        load_config(recipe)
+
+
+def test_saved_config_reloads_identically(tmp_path):
+    cfg = load_config(None, ["train.epochs=3", "data.crop=112", "multigrid.enabled=true"])
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == config_to_dict(cfg)
+
+
+def test_every_packaged_recipe_loads():
+    for name in list_recipes():
+        load_config(name)
+
+
+def test_cli_config_error_is_one_line_exit_2(capsys):
+    assert main(["schedule", "nonexistent-recipe.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: nonexistent-recipe.yaml: config file not found") and err.count("\n") == 1
