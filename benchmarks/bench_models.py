@@ -5,7 +5,8 @@ default crop (1/8 of the default compute; MViTv2-B: 16×112², X3D-S: 6×80²) �
 ``channels_last_3d`` memory format for the convolutional families. On CUDA each model runs at its
 default input with the variants: fp32 eager, bf16 autocast, bf16 + channels_last_3d, and bf16 +
 channels_last_3d + ``torch.compile``. A training step is forward, cross-entropy, backward and an SGD
-step; every figure is one warm-up step then ``--steps`` timed steps.
+step; every figure is one warm-up step then ``--steps`` timed steps. CPU figures use one thread by
+default (``--threads``), so they compare models rather than measure the machine.
 
     python benchmarks/bench_models.py                      # every model, the device's variants
     python benchmarks/bench_models.py --models x3d_s slowfast_r50_8x8 --variants eager cl3d
@@ -91,10 +92,13 @@ def main() -> None:
     parser.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), default=None)
     parser.add_argument("--batch", type=int, default=None, help="clips per step (default: 1 on CPU, 8 on CUDA)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 2 on CPU, 10 on CUDA)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="CPU threads (default: %(default)s; more threads on a busy shared machine oversubscribe the cores and "
+        "the figures become noise: 2 threads took 21 min instead of 2.5 under load 8)",
+    )
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     cpu = args.device == "cpu"
     batch = args.batch or (1 if cpu else 8)
     steps = args.steps or (2 if cpu else 10)

@@ -8,6 +8,10 @@ each, and the speedup. Target on the 2-core CPU machines: ≥ 2.5× wall-clock a
     python benchmarks/bench_multigrid.py [--out DIR] [--epochs N] [KEY=VALUE ...]
 
 Extra ``KEY=VALUE`` overrides apply to both runs (e.g. ``model.name=x3d_xs``, ``train.device=cuda``).
+
+The model is sized so that training is compute-bound, as in the paper: decoding a clip costs about the
+same whatever its shape, and multigrid reads 1.5× the clips, so with a much smaller model (width 8)
+the data pipeline dominates and the measured wall-clock speedup fell to 1.1× at 3.0× fewer iterations.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from vidgrid.multigrid.schedule import schedule_from_config
 
 RECIPE = [  # a small stepwise recipe in the paper's form: 3 LR stages, warm-up, SGD
     "model.name=i3d_r50_8x8",
-    "model.options={width: 8, stage_depths: [1, 1, 1, 1]}",
+    "model.options={width: 32, stage_depths: [1, 1, 1, 1]}",
     "model.dropout=0.0",
     "data.frames=8",
     "data.sampling_rate=3",
@@ -51,7 +55,7 @@ RECIPE = [  # a small stepwise recipe in the paper's form: 3 LR stages, warm-up,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench-multigrid", help="folder for the dataset and both runs")
-    parser.add_argument("--epochs", type=int, default=12, help="baseline epochs (multigrid: 1.5x)")
+    parser.add_argument("--epochs", type=int, default=8, help="baseline epochs (multigrid: 1.5x)")
     parser.add_argument("--train-per-class", type=int, default=30, help="synthetic training videos per class")
     parser.add_argument("--only", choices=["baseline", "multigrid"], default=None, help="run one of the two")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
