@@ -153,7 +153,7 @@ def test_test_dataset_cuts_every_view_from_one_decode(
     path = make_index_video("wide.mp4", frames=60)
     calls = []
     decode = dataset_module.decode_frames
-    monkeypatch.setattr(dataset_module, "decode_frames", lambda p, idx: calls.append(list(idx)) or decode(p, idx))
+    monkeypatch.setattr(dataset_module, "decode_frames", lambda p, idx, **kw: calls.append(list(idx)) or decode(p, idx, **kw))
     data = VideoTestDataset(
         _annotations([path, tmp_path / "missing.mp4"]), frames=4, sampling_rate=3, clips=3, crops=3, short_side=24, crop=16
     )

@@ -10,6 +10,13 @@ import pytest
 from vidgrid.config import Config, load_config
 from vidgrid.data.synthetic import write_synthetic_dataset
 
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One OpenMP thread in subprocesses too: deterministic, and no spinning when 2 cores are shared
+    (the suite-wide fixture in ``tests/conftest.py`` already sets torch's own thread count)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
 TINY_MODEL = ["model.name=x3d_xs", "model.options={width_factor: 0.5, depth_factor: 0.5}", "model.dropout=0.0"]
 
 

@@ -18,15 +18,6 @@ from vidgrid.models import create_model
 from vidgrid.models.x3d import X3D
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    threads = torch.get_num_threads()
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def one_error_line(capsys, argv: list[str]) -> str:
     """Run the CLI; it must exit with 2 and print exactly one ``error: ...`` line on stderr."""
     assert main(argv) == 2

@@ -21,15 +21,6 @@ from vidgrid.engine.trainer import train
 TIMEOUT_S = 120
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    threads = torch.get_num_threads()
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def start_training(config: Path, out: Path) -> subprocess.Popen:
     """``python -m vidgrid train CONFIG --out OUT --resume auto`` in a child process (one thread)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -14,16 +14,6 @@ from vidgrid.errors import ConfigError
 from vidgrid.types import ClipShape
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """One intra-op thread: deterministic, and no OpenMP spinning when the 2 cores are shared."""
-    threads = torch.get_num_threads()
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_baseline_run_lowers_the_loss_and_writes_the_run_folder(tiny_config, tmp_path):
     cfg = tiny_config("train.epochs=6", "train.eval_every=3", "train.keep_checkpoints=2")
     summary = trainer.train(cfg, tmp_path / "run")

@@ -169,4 +169,132 @@ def test_load_source_and_cli_errors(tmp_path, capsys, tiny_model) -> None:
     assert not (tmp_path / "x.pt").exists()
     assert main(["convert", str(path), str(tmp_path / "x.pt"), "--from", "pytorchvideo",
                  "--model", "mvitv2_s_16x4"]) == 2
-    assert "conversion supports" in capsys.readouterr().err
+    assert "PyTorchVideo has no MViTv2 models" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# MViT: PySlowFast (v1 and v2) and PyTorchVideo (v1 only; separate q/k/v projections)
+# ----------------------------------------------------------------------------------------------
+
+MVIT_CASES = [
+    ("mvitv2_s_16x4", "pyslowfast"), ("mvitv2_b_32x3", "pyslowfast"),
+    ("mvitv1_b_16x4", "pyslowfast"), ("mvitv1_b_16x4", "pytorchvideo"),
+]
+# Real names from slowfast/models/{video_model_builder,attention,stem_helper,head_helper}.py and
+# pytorchvideo/{models/vision_transformers,layers/attention,layers/positional_encoding,models/stem}.py
+MVIT_KNOWN_KEYS = {
+    ("mvitv2_s_16x4", "pyslowfast"): [
+        "cls_token", "patch_embed.proj.weight", "patch_embed.proj.bias", "blocks.0.attn.qkv.weight",
+        "blocks.0.attn.rel_pos_t", "blocks.0.attn.rel_pos_h", "blocks.0.attn.rel_pos_w",
+        "blocks.0.attn.pool_q.weight", "blocks.0.attn.norm_q.weight", "blocks.1.attn.pool_k.weight",
+        "blocks.1.attn.norm_v.bias", "blocks.1.proj.weight", "blocks.3.mlp.fc2.bias", "norm.weight",
+        "head.projection.weight", "head.projection.bias",
+    ],
+    ("mvitv2_b_32x3", "pyslowfast"): ["blocks.0.attn.rel_pos_t", "blocks.1.proj.bias", "head.projection.weight"],
+    ("mvitv1_b_16x4", "pyslowfast"): [
+        "pos_embed_spatial", "pos_embed_temporal", "pos_embed_class", "blocks.0.proj.weight",
+        "blocks.1.attn.pool_q.weight", "blocks.0.attn.pool_v.weight", "blocks.0.attn.qkv.bias",
+    ],
+    ("mvitv1_b_16x4", "pytorchvideo"): [
+        "cls_positional_encoding.cls_token", "cls_positional_encoding.pos_embed_spatial",
+        "cls_positional_encoding.pos_embed_temporal", "cls_positional_encoding.pos_embed_class",
+        "patch_embed.patch_model.weight", "blocks.0.attn.q.weight", "blocks.0.attn.k.bias", "blocks.0.attn.v.weight",
+        "blocks.0.attn.proj.weight", "blocks.1.attn.norm_q.weight", "blocks.0.proj.weight", "norm_embed.weight",
+        "head.proj.weight",
+    ],
+}
+
+
+def _mvit_their_state(model, source: str) -> dict[str, torch.Tensor]:
+    """The key table inverted: an entry naming several source tensors is split along dim 0."""
+    theirs = {}
+    for k, names in key_table(model, source).items():
+        names = names if isinstance(names, tuple) else (names,)
+        theirs.update(zip(names, (part.clone() for part in model.state_dict()[k].chunk(len(names)))))
+    return theirs
+
+
+@pytest.mark.parametrize("name,source", MVIT_CASES)
+def test_mvit_convert_round_trip(name: str, source: str, tmp_path, monkeypatch, tiny_model) -> None:
+    model = tiny_model(name, num_classes=7).eval()
+    for p in model.parameters():  # distinct values, so a swapped key would show
+        p.data.normal_(std=0.1)
+    theirs = _mvit_their_state(model, source)
+    assert set(MVIT_KNOWN_KEYS[(name, source)]) <= set(theirs)
+    assert not any(k.startswith(("pos_embed.", "head.fc")) for k in theirs)
+    if name.startswith("mvitv1"):  # v1 pools the query only where it is strided
+        assert not any(k.startswith("blocks.0.attn.pool_q") or "rel_pos" in k for k in theirs)
+
+    src = tmp_path / "theirs.pyth"
+    torch.save({"model_state": theirs, "epoch": 3} if source == "pyslowfast" else theirs, src)
+    monkeypatch.setattr("vidgrid.models.convert.create_model", lambda n, num_classes, **kw: tiny_model(n, num_classes))
+    assert convert_command(src, tmp_path / "ours.pt", source=source, model=name) == 0
+    ckpt = torch.load(tmp_path / "ours.pt", weights_only=True)
+    assert ckpt["model_name"] == name and ckpt["num_classes"] == 7
+    for k, v in model.state_dict().items():
+        assert torch.equal(ckpt["model"][k], v), k
+    rebuilt = tiny_model(name, num_classes=7).eval()
+    rebuilt.load_state_dict(ckpt["model"])
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), model(x))
+
+
+def test_pytorchvideo_q_k_v_stack_into_qkv_in_that_order(tiny_model) -> None:
+    """With PyTorchVideo's ``k`` zeroed every attention logit is 0: the output must then ignore ``q``
+    and depend on ``v`` (it would not if the three were stacked in another order)."""
+    model = tiny_model("mvitv1_b_16x4").eval()
+    theirs = _mvit_their_state(model, "pytorchvideo")
+    for k in [k for k in theirs if ".attn.k." in k]:
+        theirs[k] = torch.zeros_like(theirs[k])
+    x = torch.randn(1, 3, 4, 32, 32)
+
+    def output(state: dict[str, torch.Tensor]) -> torch.Tensor:
+        model.load_state_dict(convert_state_dict(state, model, "pytorchvideo"))
+        with torch.no_grad():
+            return model(x)
+
+    base = output(theirs)
+    assert torch.allclose(output({**theirs, "blocks.1.attn.q.weight": torch.randn(16, 16)}), base, atol=1e-6)
+    assert not torch.allclose(output({**theirs, "blocks.1.attn.v.weight": torch.randn(16, 16)}), base, atol=1e-4)
+
+
+def test_mvit_missing_unexpected_and_refused_layouts(tiny_model, tmp_path) -> None:
+    v1 = tiny_model("mvitv1_b_16x4")
+    theirs = _mvit_their_state(v1, "pytorchvideo")
+    theirs["blocks.0.attn.qkv.weight"] = theirs.pop("blocks.0.attn.k.weight")
+    with pytest.raises(CheckpointError) as err:
+        convert_state_dict(theirs, v1, "pytorchvideo")
+    message = str(err.value)
+    assert "missing keys (1): blocks.0.attn.k.weight" in message
+    assert "unexpected keys (1): blocks.0.attn.qkv.weight" in message and "\n" not in message
+
+    v2 = tiny_model("mvitv2_s_16x4")
+    theirs = _mvit_their_state(v2, "pyslowfast")
+    del theirs["blocks.2.attn.rel_pos_t"]
+    theirs["pos_embed"] = torch.zeros(1, 5, 8)
+    refused = r"missing keys \(1\): blocks.2.attn.rel_pos_t; unexpected keys \(1\): pos_embed$"
+    with pytest.raises(CheckpointError, match=refused):
+        convert_state_dict(theirs, v2, "pyslowfast")
+    theirs = _mvit_their_state(v2, "pyslowfast")
+    theirs["blocks.0.attn.rel_pos_h"] = torch.zeros(3, 8)
+    with pytest.raises(CheckpointError, match=r"wrong shapes \(1\): blocks.0.attn.rel_pos_h \(3, 8\)"):
+        convert_state_dict(theirs, v2, "pyslowfast")
+    # separate q/k/v in a PySlowFast checkpoint: pooled before or after projection, unknowable here
+    qkv = theirs.pop("blocks.0.attn.qkv.weight")
+    theirs.update(zip(("blocks.0.attn.q.weight", "blocks.0.attn.k.weight", "blocks.0.attn.v.weight"), qkv.chunk(3)))
+    with pytest.raises(CheckpointError, match="separate attn.q/k/v projections"):
+        convert_state_dict(theirs, v2, "pyslowfast")
+    # PyTorchVideo has no MViTv2
+    path = tmp_path / "v2.pyth"
+    torch.save(_mvit_their_state(v2, "pyslowfast"), path)
+    with pytest.raises(CheckpointError, match="PyTorchVideo has no MViTv2 models"):
+        convert_command(path, tmp_path / "x.pt", source="pytorchvideo", model="mvitv2_b_32x3")
+
+
+def test_mvit_full_size_tables(meta_model) -> None:
+    v2 = key_table(meta_model("mvitv2_b_32x3"), "pyslowfast")
+    assert v2["blocks.23.attn.rel_pos_w"] == "blocks.23.attn.rel_pos_w" and v2["norm.bias"] == "norm.bias"
+    v1 = key_table(meta_model("mvitv1_b_16x4"), "pytorchvideo")
+    assert v1["blocks.15.attn.qkv.bias"] == tuple(f"blocks.15.attn.{n}.bias" for n in "qkv")
+    assert v1["pos_embed.pos_embed_spatial"] == "cls_positional_encoding.pos_embed_spatial"

@@ -186,7 +186,7 @@ class VideoClipDataset(Dataset):
             indices = sampling.random_segment_indices(num_frames, shape.frames, rng)
         else:
             indices = sampling.random_stride_indices(num_frames, shape.frames, self.base_frames, self.sampling_rate, rng)
-        frames = decode_frames(self.annotations.samples[index].path, indices)  # (t, H, W, 3)
+        frames = decode_frames(self.annotations.samples[index].path, indices, threads=1)  # (t, H, W, 3); workers parallelise
         if self.spatial_sampling == "resized_crop":
             frames = transforms.random_resized_crop(frames, shape.crop, rng)
         else:
@@ -262,7 +262,7 @@ class VideoTestDataset(Dataset):
         """All views of one video from a single decode: uint8 (V, C, T, s, s)."""
         clips = self.view_indices(num_frames)
         union = sorted({i for clip in clips for i in clip})
-        frames = transforms.resize_short_side(decode_frames(path, union), self.short_side)  # (U, h, w, 3)
+        frames = transforms.resize_short_side(decode_frames(path, union, threads=1), self.short_side)  # (U, h, w, 3)
         position = {frame: k for k, frame in enumerate(union)}
         boxes = transforms.eval_crop_boxes(frames.shape[1], frames.shape[2], self.crop, self.crops)
         views = []

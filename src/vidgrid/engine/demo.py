@@ -15,6 +15,11 @@ from vidgrid.config import load_config
 from vidgrid.data.synthetic import write_synthetic_dataset
 from vidgrid.engine.trainer import train
 
+TRAIN_PER_CLASS = 100
+"""Training videos per class: multigrid's large coarse batches need enough videos per epoch to leave
+the run a few hundred iterations."""
+VAL_PER_CLASS = 20
+
 
 def run_demo(out: Path) -> int:
     """Make the data (unless ``OUT/data`` has it), train, evaluate, report; returns the exit code."""
@@ -24,7 +29,7 @@ def run_demo(out: Path) -> int:
         print(f"using the synthetic dataset in {data}")
     else:
         print(f"writing the synthetic dataset to {data} ...", flush=True)
-        write_synthetic_dataset(data)
+        write_synthetic_dataset(data, train_per_class=TRAIN_PER_CLASS, val_per_class=VAL_PER_CLASS)
     cfg = load_config("demo")
     # the recipe's list paths are relative to the demo folder
     cfg.data.train_list = str(out / cfg.data.train_list)

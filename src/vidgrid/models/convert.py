@@ -1,5 +1,5 @@
-"""Convert PySlowFast and PyTorchVideo checkpoints of X3D, C2D, I3D(-NL), Slow and SlowFast into
-vidgrid checkpoints.
+"""Convert PySlowFast and PyTorchVideo checkpoints of X3D, C2D, I3D(-NL), Slow, SlowFast and MViT
+into vidgrid checkpoints.
 
 Our layers have the shapes of theirs, so conversion is a key table: every parameter/buffer name of
 our model is parsed into (part, pathway, stage, block, layer) and rendered in the source's naming.
@@ -7,6 +7,10 @@ The source must hold exactly those keys — missing or unexpected ones are refus
 loaded with ``strict=False``. One value transform exists: PySlowFast's X3D has a BN after the res2
 shortcut convolution (its width does not change there) which PyTorchVideo and vidgrid omit; it is
 folded exactly (eval mode) into that convolution and the block's last BN bias.
+
+MViT has its own, smaller table (see the MViT section): our names already are PySlowFast's inside
+the blocks, so only a few prefixes are renamed, and PyTorchVideo's separate ``q``, ``k``, ``v``
+projections are concatenated into our ``qkv`` (a table entry may name several source tensors).
 """
 
 from __future__ import annotations
@@ -21,13 +25,16 @@ import torch
 from torch import Tensor, nn
 
 from vidgrid.errors import CheckpointError, VidgridError
+from vidgrid.models.mvit import MViT
 from vidgrid.models.registry import create_model, list_models
 from vidgrid.models.resnet3d import ResNet3D, SlowFast
 from vidgrid.models.x3d import X3D
 
 Source = Literal["pyslowfast", "pytorchvideo"]
 SOURCES: tuple[str, ...] = ("pyslowfast", "pytorchvideo")
-_CONVERTIBLE: tuple[str, ...] = ("x3d_", "c2d_", "i3d_", "slow_", "slowfast_")
+_CONVERTIBLE: tuple[str, ...] = ("x3d_", "c2d_", "i3d_", "slow_", "slowfast_", "mvit")
+SourceKey = str | tuple[str, ...]
+"""The source tensor(s) of one of our keys; several are concatenated along dim 0 (``q, k, v -> qkv``)."""
 
 
 @dataclass(frozen=True)
@@ -145,10 +152,61 @@ def pytorchvideo_key(key: Key, model: nn.Module) -> str:
     return f"{name}.{key.param}"
 
 
-def key_table(model: nn.Module, source: Source) -> dict[str, str]:
-    """Our state-dict key -> the source's key, for every entry of ``model.state_dict()``."""
+# ----------------------------------------------------------------------------------------------
+# MViT (PySlowFast ``MViT``; PyTorchVideo ``create_multiscale_vision_transformers``)
+# ----------------------------------------------------------------------------------------------
+
+# Prefix renames, ours -> (PySlowFast, PyTorchVideo); every other key (the blocks: norm1, attn.*,
+# rel_pos_t/h/w, pool_q/k/v, norm_q/k/v, proj, norm2, mlp.fc1/fc2) is the same in all three.
+_MVIT_PREFIXES: tuple[tuple[str, str, str], ...] = (
+    ("cls_token", "cls_token", "cls_positional_encoding.cls_token"),
+    ("patch_embed.", "patch_embed.proj.", "patch_embed.patch_model."),
+    ("pos_embed.", "", "cls_positional_encoding."),
+    ("norm.", "norm.", "norm_embed."),
+    ("head.fc.", "head.projection.", "head.proj."),
+)
+_MVIT_QKV = re.compile(r"(?P<attn>blocks\.\d+\.attn\.)qkv\.(?P<param>weight|bias)")
+_MVIT_SEPARATE_QKV = re.compile(r"blocks\.\d+\.attn\.[qkv]\.weight")
+
+
+def mvit_key(key: str, model: MViT, source: Source) -> SourceKey:
+    """Render one of our MViT keys in the source's naming.
+
+    PySlowFast (``SEPARATE_QKV``/``POOL_FIRST`` off, as in its Kinetics configs) has one ``qkv``
+    projection like ours; PyTorchVideo builds separate ``q``, ``k``, ``v`` (its default, used by its
+    model zoo), which stack in that order into ``qkv``. PyTorchVideo has MViTv1 only."""
+    if source == "pytorchvideo" and model.cfg.version == 2:
+        raise CheckpointError("PyTorchVideo has no MViTv2 models; convert MViTv2 from a PySlowFast checkpoint")
+    column = 0 if source == "pyslowfast" else 1
+    for prefix, *renamed in _MVIT_PREFIXES:
+        if key.startswith(prefix):
+            return renamed[column] + key[len(prefix):]
+    m = _MVIT_QKV.fullmatch(key)
+    if m and source == "pytorchvideo":
+        return tuple(f"{m['attn']}{name}.{m['param']}" for name in ("q", "k", "v"))
+    return key
+
+
+def key_table(model: nn.Module, source: Source) -> dict[str, SourceKey]:
+    """Our state-dict key -> the source's key(s), for every entry of ``model.state_dict()``."""
+    if isinstance(model, MViT):
+        return {k: mvit_key(k, model, source) for k in model.state_dict()}
     render = pyslowfast_key if source == "pyslowfast" else pytorchvideo_key
     return {k: render(parse_key(k), model) for k in model.state_dict()}
+
+
+def _names(theirs: SourceKey) -> tuple[str, ...]:
+    return theirs if isinstance(theirs, tuple) else (theirs,)
+
+
+def _part_shape(shape: torch.Size, parts: int) -> torch.Size:
+    """Shape of each of ``parts`` source tensors stacked along dim 0 into a tensor of ``shape``."""
+    return shape if parts == 1 else torch.Size([shape[0] // parts, *shape[1:]])
+
+
+def _gather(src: dict[str, Tensor], theirs: SourceKey) -> Tensor:
+    names = _names(theirs)
+    return src[names[0]].clone() if len(names) == 1 else torch.cat([src[name] for name in names])
 
 
 def _optional(our_key: str) -> bool:
@@ -180,13 +238,25 @@ def convert_state_dict(src: dict[str, Tensor], model: nn.Module, source: Source)
             src, conv_key="s2.pathway0_res0.branch1.weight", bn_prefix=_X3D_FOLD_PREFIX,
             bias_key="s2.pathway0_res0.branch2.c_bn.bias",
         )
+    if isinstance(model, MViT) and source == "pyslowfast" and any(map(_MVIT_SEPARATE_QKV.fullmatch, src)):
+        raise CheckpointError(
+            "separate attn.q/k/v projections (POOL_FIRST, SEPARATE_QKV or a pre-MViTv2 PySlowFast release) "
+            "are not convertible: vidgrid's MViT has one qkv projection applied before pooling"
+        )
     ours = model.state_dict()
-    missing = [theirs for k, theirs in table.items() if theirs not in src and not _optional(k)]
-    unexpected = sorted(set(src) - set(table.values()))
-    wrong = [
-        f"{theirs} {tuple(src[theirs].shape)} (expected {tuple(ours[k].shape)})"
+    # (our key, source name, the shape that source tensor must have): a key made of n stacked
+    # source tensors expects each to hold 1/n of its rows
+    parts = [
+        (k, name, _part_shape(ours[k].shape, len(_names(theirs))))
         for k, theirs in table.items()
-        if theirs in src and src[theirs].shape != ours[k].shape
+        for name in _names(theirs)
+    ]
+    missing = [name for k, name, _ in parts if name not in src and not _optional(k)]
+    unexpected = sorted(set(src) - {name for _, name, _ in parts})
+    wrong = [
+        f"{name} {tuple(src[name].shape)} (expected {tuple(shape)})"
+        for _, name, shape in parts
+        if name in src and src[name].shape != shape
     ]
     problems = [
         f"{label} ({len(items)}): {_preview(items)}"
@@ -195,7 +265,10 @@ def convert_state_dict(src: dict[str, Tensor], model: nn.Module, source: Source)
     ]
     if problems:
         raise CheckpointError("; ".join(problems))
-    return {k: src[theirs].clone() if theirs in src else ours[k] for k, theirs in table.items()}
+    return {
+        k: _gather(src, theirs) if _names(theirs)[0] in src else ours[k]
+        for k, theirs in table.items()
+    }
 
 
 def _preview(items: list[str], limit: int = 8) -> str:
@@ -224,12 +297,14 @@ def load_source(path: Path) -> dict[str, Tensor]:
 _TINY: dict[str, dict[str, object]] = {
     "x3d": {"width_factor": 0.5, "depth_factor": 0.2},
     "resnet": {"width": 8, "stage_depths": (1, 1, 1, 1)},
+    "mvit": {"embed_dim": 8, "depths": (1, 1, 1, 1)},
 }
 
 
 def _probe(model_name: str) -> nn.Module:
     """A tiny instance of ``model_name`` with the same key structure around the head."""
-    return create_model(model_name, num_classes=1, **_TINY["x3d" if model_name.startswith("x3d") else "resnet"])
+    family = next((f for f in ("x3d", "mvit") if model_name.startswith(f)), "resnet")
+    return create_model(model_name, num_classes=1, **_TINY[family])
 
 
 def convert_command(src: Path, dst: Path, *, source: str, model: str) -> int:
@@ -242,7 +317,7 @@ def convert_command(src: Path, dst: Path, *, source: str, model: str) -> int:
     if not model.startswith(_CONVERTIBLE):
         raise VidgridError(f"--model {model}: conversion supports {', '.join(m + '*' for m in _CONVERTIBLE)} only")
     state = load_source(src)
-    classifier = key_table(_probe(model), source)["head.fc.weight"]  # type: ignore[arg-type]
+    classifier = _names(key_table(_probe(model), source)["head.fc.weight"])[0]  # type: ignore[arg-type]
     if classifier not in state:
         raise CheckpointError(
             f"{src}: no classifier weight '{classifier}' for {model} in {source} layout (wrong --from or --model?)"
