@@ -295,8 +295,6 @@ def _merge(obj: Any, tree: dict[str, Any], *, where: str, prefix: str) -> None:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: '{dotted}' is a section; expected a mapping")
             _merge(current, value, where=where, prefix=dotted + ".")
-        elif isinstance(current, dict) and isinstance(value, dict):
-            setattr(obj, key, {**current, **value})
         else:
             setattr(obj, key, _coerce(value, hints[key], dotted, where))
 
