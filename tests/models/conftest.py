@@ -63,11 +63,22 @@ def gmacs():
     return _gmacs
 
 
+def _assert_params(model: torch.nn.Module, reference: int | float) -> None:
+    """An exact count (int), or the published count in millions to its two shown decimals (float)."""
+    count = sum(p.numel() for p in model.parameters())
+    if isinstance(reference, int):
+        assert count == reference
+    else:
+        assert round(count / 1e6, 2) == reference / 1e6
+
+
+@pytest.fixture
+def assert_params():
+    """``assert_params(model, reference)``: the parameter count equals the reference table's."""
+    return _assert_params
+
+
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    """Seeded, single-threaded: tiny models gain nothing from intra-op threads on a busy CPU."""
+def _seed():
+    """Seeded (the suite-wide fixture in ``tests/conftest.py`` already runs torch on one thread)."""
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
