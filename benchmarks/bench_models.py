@@ -31,6 +31,7 @@ VARIANTS = {
     # name: (autocast to bf16, channels_last_3d, torch.compile)
     "eager": (False, False, False),
     "cl3d": (False, True, False),
+    "compile": (False, False, True),
     "bf16": (True, False, False),
     "bf16+cl3d": (True, True, False),
     "bf16+cl3d+compile": (True, True, True),
