@@ -54,6 +54,11 @@ def test_multigrid_run_follows_the_schedule_and_evaluates(tiny_config, tmp_path)
     assert [r["epoch"] for r in records if r["split"] == "val"] == [6]  # validated only at the end
     assert set(SUMMARY_KEYS) <= set(summary) and summary["multigrid"] is True
     assert 0 <= summary["top1"] <= summary["top5"] <= 1
+    # precise BN: the evaluated (and saved) statistics are the average over the 10 batches of 2
+    # base-shape clips of one pass over the 20 training videos, not the running average of all shapes
+    state = torch.load(summary["checkpoint"], weights_only=False)["model"]
+    tracked = {k: int(v) for k, v in state.items() if k.endswith("num_batches_tracked")}
+    assert tracked and set(tracked.values()) == {10}
 
 
 def test_non_finite_loss_stops_without_overwriting_the_checkpoint(tiny_config, tmp_path, monkeypatch):

@@ -1,6 +1,9 @@
 """`vidgrid schedule`: table, --json, plot, dataset size from the train list, one-line errors."""
 
 import json
+import os
+import subprocess
+import sys
 
 from vidgrid.cli import main
 
@@ -56,3 +59,17 @@ def test_missing_list_is_a_one_line_error(capsys):
     assert err.startswith("error: ") and "--dataset-size" in err and err.count("\n") == 1
     assert main(["schedule", RECIPE, "--dataset-size", "240000", "--processes", "3", "--plot", ""]) == 2
     assert "train.batch_size" in capsys.readouterr().err
+
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    """`vidgrid schedule ... | head -1`: a reader that has gone away is no BrokenPipeError traceback."""
+    code = f"import sys; from vidgrid.cli import main; sys.exit(main(['schedule', {RECIPE!r}, '--dataset-size', '240000', '--plot', '']))"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE
+    try:
+        result = subprocess.run([sys.executable, "-c", code], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141
+    assert result.stderr == ""

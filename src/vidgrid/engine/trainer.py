@@ -2,7 +2,9 @@
 
 Per iteration: schedule, move, normalise, mix, forward, loss, backward, clip, step.
 Per epoch: switch to the epoch's multigrid segment (it decides the batch sampler and the BatchNorm
-groups; the model and optimizer are never rebuilt), evaluate, checkpoint.
+groups; the model and optimizer are never rebuilt), evaluate, checkpoint. A multigrid run
+recomputes its BN statistics on base-shape clips before evaluating ("precise BN"): the running ones
+average whatever shapes the last iterations had.
 
 Baseline training is a multigrid schedule of one segment, so both run through the same code. Every
 piece of state a resumed run needs (model, optimizer, grad scaler, mixer, sampler position, RNGs,
@@ -47,7 +49,7 @@ from vidgrid.engine.optim import clip_grad_norm, lr_at, optimizer_from_config, s
 from vidgrid.errors import ConfigError, VidgridError
 from vidgrid.multigrid.sampler import ShortCycleBatchSampler
 from vidgrid.multigrid.schedule import MultigridSchedule, Segment, bn_groups, schedule_from_config
-from vidgrid.multigrid.subbatch_bn import convert_to_sub_batch_norm, set_bn_groups
+from vidgrid.multigrid.subbatch_bn import convert_to_sub_batch_norm, recompute_bn_statistics, set_bn_groups
 from vidgrid.types import ClipShape
 
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -296,10 +298,13 @@ def fit(run: Run) -> dict[str, Any]:
         if run.stop.signal is not None:
             return preempted(run, sampler, progress)
         state.epoch, state.step = epoch + 1, 0
-        D.average_buffers(run.model)
-        # evaluate
+        # evaluate (multigrid: with BN statistics of the base shape)
         last = epoch + 1 == schedule.total_epochs
-        if last or (cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0):
+        evaluating = last or bool(cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0)
+        if evaluating:
+            precise_bn(run, progress)
+        D.average_buffers(run.model)
+        if evaluating:
             validate(run, progress, out_dir=run.out_dir if last else None)
         # checkpoint
         state.wall_time_s = time.perf_counter() - started
@@ -329,6 +334,35 @@ def train_loader(run: Run, sampler: ShortCycleBatchSampler) -> DataLoader:
         pin_memory=run.env.device.type == "cuda", generator=torch.Generator().manual_seed(run.cfg.train.seed),
         worker_init_fn=ignore_stop_signals,
     )
+
+
+def precise_bn(run: Run, progress: Progress | None) -> None:
+    """Multigrid runs: recompute the BN running statistics on training clips of the base shape (at
+    most ``multigrid.precise_bn_batches`` batches of this process's shard) before a validation. The
+    global RNG state is restored afterwards, so a resumed run stays identical to an uninterrupted one."""
+    cfg, env = run.cfg, run.env
+    if not cfg.multigrid.enabled or cfg.multigrid.precise_bn_batches == 0:
+        return
+    shape = ClipShape(cfg.data.frames, cfg.data.crop)
+    batch = max(1, cfg.train.batch_size // env.world_size)
+    order = torch.randperm(len(run.train_set), generator=torch.Generator().manual_seed(cfg.train.seed + run.state.epoch))
+    mine = order[env.rank :: env.world_size][: cfg.multigrid.precise_bn_batches * batch].tolist()
+    batches = [[(i, shape) for i in mine[k : k + batch]] for k in range(0, len(mine), batch)]
+    loader = DataLoader(run.train_set, batch_sampler=batches, num_workers=cfg.data.workers,
+                        generator=torch.Generator().manual_seed(cfg.train.seed), worker_init_fn=ignore_stop_signals)
+
+    def inputs() -> Iterator[torch.Tensor]:
+        for clips, _, _ in loader:
+            clips = normalize_clip(clips.to(env.device, non_blocking=True), cfg.data.mean, cfg.data.std)
+            yield clips.contiguous(memory_format=torch.channels_last_3d) if cfg.model.channels_last else clips
+
+    rng = rng_state()
+    set_bn_groups(run.model, max(1, batch // cfg.multigrid.bn_base_size))  # the next epoch sets its own again
+    with run.autocast:
+        used = recompute_bn_statistics(run.model, inputs())
+    set_rng_state(rng)
+    if progress is not None:
+        progress.write(f"BatchNorm statistics recomputed on {used} batches of {batch}x{shape}")
 
 
 def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> dict[str, float]:

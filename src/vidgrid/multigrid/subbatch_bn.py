@@ -21,6 +21,8 @@ i.e. plain BN); the groups of such a batch hold fewer clips than the nominal one
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -101,3 +103,35 @@ def set_bn_groups(model: nn.Module, num_groups: int) -> None:
     for module in model.modules():
         if isinstance(module, SubBatchNorm3d):
             module.num_groups = num_groups
+
+
+@torch.no_grad()
+def recompute_bn_statistics(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
+    """Replace the running statistics of every BatchNorm in ``model`` by their equal-weight average
+    over ``batches`` (inputs of ``model``, forwarded in training mode without gradients); returns the
+    number of batches used. The model's mode and the layers' momenta are restored afterwards; with no
+    batch the statistics are left as they were.
+
+    Multigrid's running statistics are an exponential average over whatever shapes the last
+    iterations had; evaluation needs those of the test shape ("precise BN" in PySlowFast)."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(), m.momentum) for m in layers]
+    was_training = model.training
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: batch k weighs 1/k
+    model.train()
+    used = 0
+    try:
+        for batch in batches:
+            model(batch)
+            used += 1
+    finally:
+        for m, (mean, var, tracked, momentum) in zip(layers, saved):
+            m.momentum = momentum
+            if used == 0:
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(tracked)
+        model.train(was_training)
+    return used
