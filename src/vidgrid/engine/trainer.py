@@ -346,7 +346,9 @@ def precise_bn(run: Run, progress: Progress | None) -> None:
     shape = ClipShape(cfg.data.frames, cfg.data.crop)
     batch = max(1, cfg.train.batch_size // env.world_size)
     order = torch.randperm(len(run.train_set), generator=torch.Generator().manual_seed(cfg.train.seed + run.state.epoch))
-    mine = order[env.rank :: env.world_size][: cfg.multigrid.precise_bn_batches * batch].tolist()
+    # the same number of clips on every process: SyncBatchNorm's forward is a collective
+    count = min(len(run.train_set) // env.world_size, cfg.multigrid.precise_bn_batches * batch)
+    mine = order[env.rank :: env.world_size][:count].tolist()
     batches = [[(i, shape) for i in mine[k : k + batch]] for k in range(0, len(mine), batch)]
     loader = DataLoader(run.train_set, batch_sampler=batches, num_workers=cfg.data.workers,
                         generator=torch.Generator().manual_seed(cfg.train.seed), worker_init_fn=ignore_stop_signals)
