@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -170,9 +170,7 @@ def train_one_epoch(run: Run, loader: DataLoader, sampler: ShortCycleBatchSample
         lr = run.lr_at(state.epoch + state.step / sampler.batches_per_epoch)
         set_lr(run.optimizer, lr)
         # move and normalise: uint8 (B, C, T, H, W) on the device -> float
-        clips = normalize_clip(clips.to(device, non_blocking=True), cfg.data.mean, cfg.data.std)
-        if cfg.model.channels_last:
-            clips = clips.contiguous(memory_format=torch.channels_last_3d)
+        clips = model_input(run, clips)
         targets = targets.to(device, non_blocking=True)
         # mix: Mixup / CutMix and label smoothing -> soft targets (B, K)
         mixed = run.mixer(clips, targets)
@@ -327,13 +325,20 @@ def train_sampler(run: Run, segment: Segment, epoch: int) -> ShortCycleBatchSamp
     return sampler
 
 
-def train_loader(run: Run, sampler: ShortCycleBatchSampler) -> DataLoader:
+def train_loader(run: Run, batches: Iterable[list[tuple[int, ClipShape]]]) -> DataLoader:
+    """Training clips batched by ``batches`` (the short-cycle sampler, or precise BN's fixed list)."""
     # a private generator: creating the loader must not draw from the global RNG (exact resume)
     return DataLoader(
-        run.train_set, batch_sampler=sampler, num_workers=run.cfg.data.workers,
+        run.train_set, batch_sampler=batches, num_workers=run.cfg.data.workers,
         pin_memory=run.env.device.type == "cuda", generator=torch.Generator().manual_seed(run.cfg.train.seed),
         worker_init_fn=ignore_stop_signals,
     )
+
+
+def model_input(run: Run, clips: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, C, T, H, W) from the loader -> normalised float on the device, in the model's memory format."""
+    clips = normalize_clip(clips.to(run.env.device, non_blocking=True), run.cfg.data.mean, run.cfg.data.std)
+    return clips.contiguous(memory_format=torch.channels_last_3d) if run.cfg.model.channels_last else clips
 
 
 def precise_bn(run: Run, progress: Progress | None) -> None:
@@ -350,18 +355,10 @@ def precise_bn(run: Run, progress: Progress | None) -> None:
     count = min(len(run.train_set) // env.world_size, cfg.multigrid.precise_bn_batches * batch)
     mine = order[env.rank :: env.world_size][:count].tolist()
     batches = [[(i, shape) for i in mine[k : k + batch]] for k in range(0, len(mine), batch)]
-    loader = DataLoader(run.train_set, batch_sampler=batches, num_workers=cfg.data.workers,
-                        generator=torch.Generator().manual_seed(cfg.train.seed), worker_init_fn=ignore_stop_signals)
-
-    def inputs() -> Iterator[torch.Tensor]:
-        for clips, _, _ in loader:
-            clips = normalize_clip(clips.to(env.device, non_blocking=True), cfg.data.mean, cfg.data.std)
-            yield clips.contiguous(memory_format=torch.channels_last_3d) if cfg.model.channels_last else clips
-
     rng = rng_state()
     set_bn_groups(run.model, max(1, batch // cfg.multigrid.bn_base_size))  # the next epoch sets its own again
     with run.autocast:
-        used = recompute_bn_statistics(run.model, inputs())
+        used = recompute_bn_statistics(run.model, (model_input(run, clips) for clips, _, _ in train_loader(run, batches)))
     set_rng_state(rng)
     if progress is not None:
         progress.write(f"BatchNorm statistics recomputed on {used} batches of {batch}x{shape}")
