@@ -8,7 +8,7 @@ Target on the 2-core CPU machines: ≥ 2.5× wall-clock at top-1 within 1 point.
 
     python benchmarks/bench_multigrid.py [--out DIR] [--epochs N] [--train-per-class N] [KEY=VALUE ...]
 
-``--epochs`` is the baseline's (the demo's own is 16); use enough for the baseline to saturate, or
+``--epochs`` is the baseline's (the demo's own is 24); use enough for the baseline to saturate, or
 the comparison measures how far each run is from converged rather than multigrid. Extra
 ``KEY=VALUE`` overrides apply to both runs (e.g. ``train.device=cuda data.workers=8``).
 """

@@ -165,7 +165,7 @@ class ScheduleConfig:
     cosine_end: float = 0.01
     """Final LR of the cosine as a fraction of the base LR."""
     warmup_epochs: float = 0.0
-    """Linear warm-up length in epochs."""
+    """Linear warm-up length in baseline epochs (multigrid stretches it by ``epoch_factor``)."""
     warmup_start_factor: float = 0.01
     """Warm-up starts at this fraction of the base LR."""
 

@@ -10,7 +10,7 @@ import pytest
 from vidgrid.cli import main
 from vidgrid.data.annotations import load_annotations
 from vidgrid.data.decode import decode_frames, probe_video
-from vidgrid.data.synthetic import CLASSES, render_video, write_synthetic_dataset
+from vidgrid.data.synthetic import CLASSES, SHAPES, _shape_distance, render_video, write_synthetic_dataset
 from vidgrid.errors import VidgridError
 
 
@@ -25,29 +25,18 @@ def _render(label: str, seed: int) -> np.ndarray:
 
 
 def test_render_is_reproducible_and_varied() -> None:
-    a, b = _render("spin_cw", 0), _render("spin_cw", 0)
+    a, b = _render("slide_up", 0), _render("slide_up", 0)
     assert a.shape == (24, 64, 64, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b)
-    assert not np.array_equal(a, _render("spin_cw", 1))
+    assert not np.array_equal(a, _render("slide_up", 1))
 
 
-@pytest.mark.parametrize(("label", "sign"), [("slide_left", -1), ("slide_right", 1)])
-def test_slides_move_in_their_direction(label: str, sign: int) -> None:
+@pytest.mark.parametrize(("label", "axis", "sign"), [("slide_left", 1, -1), ("slide_right", 1, 1), ("slide_up", 0, -1), ("slide_down", 0, 1)])
+def test_slides_move_in_their_direction(label: str, axis: int, sign: int) -> None:
     for seed in range(8):
         mask = _foreground(_render(label, seed))
-        xs = [np.nonzero(m)[1].mean() for m in mask if m.any()]
-        assert sign * (xs[-1] - xs[0]) > 5, (seed, xs[0], xs[-1])
-
-
-@pytest.mark.parametrize(("label", "sign"), [("spin_cw", 1), ("spin_ccw", -1)])
-def test_spins_turn_in_their_direction(label: str, sign: int) -> None:
-    for seed in range(8):
-        mask = _foreground(_render(label, seed))
-        points = np.array([[np.nonzero(m)[1].mean(), np.nonzero(m)[0].mean()] for m in mask if m.any()])
-        rel = points - points.mean(0)
-        # with y pointing down, a positive cross product of successive positions is a clockwise turn
-        turn = (rel[:-1, 0] * rel[1:, 1] - rel[:-1, 1] * rel[1:, 0]).sum()
-        assert sign * turn > 0, (label, seed)
+        along = [np.nonzero(m)[axis].mean() for m in mask if m.any()]  # axis 1: x (columns), 0: y (rows, down)
+        assert sign * (along[-1] - along[0]) > 5, (seed, along[0], along[-1])
 
 
 def test_grow_and_shrink_change_size_over_time() -> None:
@@ -60,13 +49,28 @@ def test_grow_and_shrink_change_size_over_time() -> None:
 
 def test_still_classes_are_static_and_blink_flickers() -> None:
     for seed in range(5):
-        for shape in ("disc", "square", "triangle"):
+        for shape in SHAPES:
             video = _render(f"still_{shape}", seed).astype(np.int16)
             # only the small distractor dots may move: at most a few percent of the pixels change
             assert (np.abs(video[1:] - video[:-1]).sum(-1) > 60).mean() < 0.02
         blink = _render("blink", seed).astype(np.int16)
         changed = (np.abs(blink[1:] - blink[:-1]).sum(-1) > 60).sum(axis=(1, 2))
         assert (changed > 40).sum() >= 2  # the shape appeared or vanished at least twice
+
+
+def test_still_shapes_differ_in_form() -> None:
+    """A filled disc, a ring with a hole and a thin cross: fill fractions of their bounding square
+    far apart, so the still classes are separable even at a coarse multigrid crop."""
+    yy, xx = np.mgrid[-20:21, -20:21].astype(np.float64)
+    inside = {shape: _shape_distance(shape, xx, yy, np.float64(16.0)) < 0 for shape in SHAPES}
+    assert set(SHAPES) == {"disc", "ring", "cross"}
+    assert inside["disc"][20, 20] and inside["cross"][20, 20] and not inside["ring"][20, 20]  # the hole
+    fill = {shape: mask.sum() / 32**2 for shape, mask in inside.items()}
+    assert fill["disc"] == pytest.approx(np.pi / 4, abs=0.03)
+    assert fill["ring"] == pytest.approx(np.pi * (1 - 0.6**2) / 4, abs=0.03)
+    assert fill["cross"] == pytest.approx((2 * 2 * 0.4 - 0.4**2) / 4, abs=0.03)
+    for a, b in [("disc", "ring"), ("disc", "cross"), ("ring", "cross")]:
+        assert (inside[a] != inside[b]).sum() > 0.25 * inside["disc"].sum(), (a, b)
 
 
 def test_synth_writes_decodable_lists(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -91,7 +95,7 @@ def test_synth_is_reproducible_from_the_seed(tmp_path: Path) -> None:
     options = dict(train_per_class=1, val_per_class=1, frames=8, size=32, workers=1)
     write_synthetic_dataset(tmp_path / "a", seed=5, **options)
     write_synthetic_dataset(tmp_path / "b", seed=5, **options)
-    for name in ("train/spin_ccw/spin_ccw_000.mp4", "val/blink/blink_000.mp4"):
+    for name in ("train/slide_down/slide_down_000.mp4", "val/blink/blink_000.mp4"):
         a = decode_frames(tmp_path / "a" / name, range(8))
         b = decode_frames(tmp_path / "b" / name, range(8))
         # the rendered pixels are identical; x264's threaded encoder may round some pixels differently

@@ -101,7 +101,7 @@ def test_predict_names_the_class_a_tiny_model_learned(capsys, synthetic_data, ti
     (data / "list.csv").write_text("".join(f"{synthetic_data / line.split()[0]} {line.split()[1]}\n" for line in relabelled))
     (data / "classes.txt").write_text("slide_right\nstill_disc\n")
     cfg = tiny_config(f"data.train_list={data / 'list.csv'}", f"data.val_list={data / 'list.csv'}",
-                      "train.batch_size=4", "train.epochs=30", "train.eval_every=0", "optim.lr=0.01",
+                      "train.batch_size=4", "train.epochs=30", "train.eval_every=0", "optim.lr=0.005",
                       "train.deterministic=true")
     summary = train(cfg, tmp_path / "run")
     assert summary["top1"] >= 0.75  # it learned (at least three of) its four videos

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch
 from vidgrid.engine import trainer
 from vidgrid.engine.checkpoint import list_checkpoints, load_checkpoint
 from vidgrid.engine.logging import SUMMARY_KEYS, read_metrics
+from vidgrid.engine.optim import scaled_lr, warmup_factor
 from vidgrid.errors import ConfigError
 from vidgrid.types import ClipShape
 
@@ -38,7 +40,8 @@ def test_baseline_run_lowers_the_loss_and_writes_the_run_folder(tiny_config, tmp
 
 
 def test_multigrid_run_follows_the_schedule_and_evaluates(tiny_config, tmp_path):
-    cfg = tiny_config("multigrid.enabled=true", "train.batch_size=2", "train.epochs=4", "train.eval_every=0")
+    cfg = tiny_config("multigrid.enabled=true", "train.batch_size=2", "train.epochs=4", "train.eval_every=0",
+                      "schedule.warmup_epochs=2")
     schedule = trainer.schedule_from_config(cfg)
     summary = trainer.train(cfg, tmp_path / "mg")
 
@@ -52,6 +55,14 @@ def test_multigrid_run_follows_the_schedule_and_evaluates(tiny_config, tmp_path)
     assert summary["epochs"] == schedule.total_epochs == 6  # 1.5 × the baseline's 4
     assert summary["iterations"] == len(expected) and summary["clips_seen"] == 6 * 20
     assert [r["epoch"] for r in records if r["split"] == "val"] == [6]  # validated only at the end
+    # LR of every iteration: warm-up over 2 baseline = 3 multigrid epochs × cosine × long-cycle factor
+    train_records = [r for r in records if r["split"] == "train"]
+    starts = [0.0] + [r["epoch"] for r in train_records][:-1]  # the epoch each iteration started at
+    base_lr = scaled_lr(cfg.optim.lr, cfg.train.batch_size, cfg.optim.reference_batch)
+    warmup = partial(warmup_factor, warmup_epochs=3, start_factor=cfg.schedule.warmup_start_factor)
+    expected_lr = [base_lr * warmup(e) * schedule.lr_factor(e) for e in starts]
+    assert [r["lr"] for r in train_records] == pytest.approx(expected_lr, rel=1e-3)
+    assert any(2 <= e < 3 for e in starts)  # iterations that a 2-epoch warm-up would not have damped
     assert set(SUMMARY_KEYS) <= set(summary) and summary["multigrid"] is True
     assert 0 <= summary["top1"] <= summary["top5"] <= 1
     # precise BN: the evaluated (and saved) statistics are the average over the 10 batches of 2

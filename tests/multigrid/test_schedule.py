@@ -41,6 +41,7 @@ def test_schedule_module_does_not_import_torch():
 def test_paper_recipe_epochs_and_iteration_saving():
     s = paper(long_cycle=LONG, short_cycle=SHORT)
     assert s.total_epochs == 358  # 1.5 × 239 rounded down
+    assert s.epoch_scale == pytest.approx(358 / 239)  # the engine stretches the warm-up by it
     assert 3.3 <= reduction(s) <= 3.6  # the paper: 3.4× fewer iterations
     # Eq. 1 keeps the cost of an iteration: compute falls like the iterations
     assert 0.25 < s.compute(KINETICS) / build_schedule(**PAPER).compute(KINETICS) < 0.32
@@ -113,7 +114,7 @@ def test_baseline_is_one_segment_without_short_cycle():
     s = build_schedule(**PAPER)
     (seg,) = s.segments
     assert (seg.start_epoch, seg.end_epoch, seg.shape) == (0, 239, ClipShape(32, 224))
-    assert (seg.base_batch, seg.lr_multiplier) == (512, 1)
+    assert (seg.base_batch, seg.lr_multiplier, s.epoch_scale) == (512, 1, 1)
     assert seg.global_batches == (512,)
     assert s.total_iterations(KINETICS) == 239 * 469  # every clip once per epoch: 468 full batches + 1
     assert [s.lr_factor(e) for e in (0, 93.9, 94, 154, 196, 238.5)] == pytest.approx([1, 1, 0.1, 0.01, 0.001, 0.001])

@@ -4,13 +4,13 @@ It is the dataset the demo and the tests train on, so it is a real video task (i
 Ten classes, each video a bright target shape on a darker random background with 0-2 small, dim
 distractor dots:
 
-- motion direction, swapped by a horizontal flip: ``slide_left``, ``slide_right`` (a shape crosses the
-  frame), ``spin_cw``, ``spin_ccw`` (a clock hand turns about its hub);
+- motion direction: ``slide_left``, ``slide_right`` (swapped by a horizontal flip), ``slide_up``,
+  ``slide_down`` (a shape crosses the frame);
 - no single frame separates them: ``grow``, ``shrink`` (same size range), ``blink`` (a shape turns on
   and off at random times; its visible frames look like a ``still_*`` frame), and the motion classes
   above against the still ones (positions drawn from the same range);
-- appearance: ``still_disc``, ``still_square``, ``still_triangle`` (a static shape; only its form
-  tells them apart).
+- appearance: ``still_disc``, ``still_ring``, ``still_cross`` (a static shape; only its form tells
+  them apart).
 
 Colours, sizes, speeds, positions, the background gradient and the distractors are random; every
 video is drawn from ``numpy.random.default_rng((seed, split, class, number))``, so the rendered
@@ -40,16 +40,16 @@ from vidgrid.errors import VidgridError
 CLASSES = (
     "slide_left",
     "slide_right",
-    "spin_cw",
-    "spin_ccw",
+    "slide_up",
+    "slide_down",
     "grow",
     "shrink",
     "blink",
     "still_disc",
-    "still_square",
-    "still_triangle",
+    "still_ring",
+    "still_cross",
 )
-SHAPES = ("disc", "square", "triangle")
+SHAPES = ("disc", "ring", "cross")
 SPLITS = ("train", "val")
 
 DEFAULT_TRAIN_PER_CLASS = 40
@@ -66,21 +66,17 @@ KEYINT = 16
 
 
 def _shape_distance(shape: str, dx: np.ndarray, dy: np.ndarray, radius: np.ndarray) -> np.ndarray:
-    """Signed distance in pixels to a disc, square or upward triangle of (disc-equivalent) ``radius``."""
+    """Signed distance in pixels to a disc, ring or plus-shaped cross of outer ``radius``."""
     if shape == "disc":
         return np.sqrt(dx**2 + dy**2) - radius
-    if shape == "square":  # same area as the disc
-        return np.maximum(np.abs(dx), np.abs(dy)) - radius * math.sqrt(math.pi) / 2
-    # equilateral triangle, apex up (y grows downwards); inradius for the disc's area
-    inradius = radius * math.sqrt(math.pi / (3 * math.sqrt(3)))
-    edges = [dy, 0.866 * dx - 0.5 * dy, -0.866 * dx - 0.5 * dy]
-    return np.maximum.reduce(edges) - inradius
-
-
-def _segment_distance(dx: np.ndarray, dy: np.ndarray, ux: np.ndarray, uy: np.ndarray, length: float) -> np.ndarray:
-    """Distance to the segment from the origin along unit vector (ux, uy) of ``length``."""
-    along = np.clip(dx * ux + dy * uy, 0.0, length)
-    return np.sqrt((dx - along * ux) ** 2 + (dy - along * uy) ** 2)
+    if shape == "ring":  # a band 0.4 radius wide: its dark hole sets it apart from a disc
+        return np.abs(np.sqrt(dx**2 + dy**2) - 0.8 * radius) - 0.2 * radius
+    # cross: two bars 0.4 radius wide, thin enough not to blur into a disc at a coarse multigrid crop
+    # (Chebyshev distance: exact enough for a one-pixel soft edge)
+    half_width = 0.2 * radius
+    horizontal = np.maximum(np.abs(dx) - radius, np.abs(dy) - half_width)
+    vertical = np.maximum(np.abs(dx) - half_width, np.abs(dy) - radius)
+    return np.minimum(horizontal, vertical)
 
 
 def _paint(canvas: np.ndarray, distance: np.ndarray, colour: np.ndarray) -> None:
@@ -138,16 +134,6 @@ def render_video(label: str, rng: np.random.Generator, *, frames: int, size: int
     shape = label.removeprefix("still_") if label.startswith("still_") else SHAPES[rng.integers(len(SHAPES))]
     scale = size / 64
 
-    if label.startswith("spin"):
-        length = rng.uniform(0.22, 0.32) * size
-        width = max(1.5, 0.09 * size)
-        cx, cy = (rng.uniform(length + 2, size - length - 2) for _ in range(2))
-        step = math.radians(rng.uniform(4, 10)) * (1 if label == "spin_cw" else -1)  # y down: +angle = clockwise
-        angle = rng.uniform(0, 2 * math.pi) + step * t
-        hand = _segment_distance(xx - cx, yy - cy, np.cos(angle), np.sin(angle), length) - width / 2
-        _paint(canvas, np.minimum(hand, np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2) - width), colour)
-        return _to_uint8(canvas)
-
     radius = np.full_like(t, rng.uniform(0.12, 0.18) * size)
     cx, cy = np.full_like(t, 0.0), np.full_like(t, 0.0)
     visible = np.ones_like(t, dtype=bool)
@@ -157,17 +143,18 @@ def render_video(label: str, rng: np.random.Generator, *, frames: int, size: int
         speed = min(rng.uniform(0.6, 1.4) * scale, 0.95 * room / max(frames - 1, 1))
         travel = speed * (frames - 1)
         start = rng.uniform(r + 1, r + 1 + room - travel)
-        cx = start + speed * t if label == "slide_right" else start + travel - speed * t
-        cy = cy + rng.uniform(r + 1, size - r - 1)
+        along = start + speed * t if label in ("slide_right", "slide_down") else start + travel - speed * t
+        across = cy + rng.uniform(r + 1, size - r - 1)
+        cx, cy = (along, across) if label in ("slide_left", "slide_right") else (across, along)
     else:
         if label in ("grow", "shrink"):
             small, big = rng.uniform(0.07, 0.10) * size, rng.uniform(0.18, 0.24) * size
             fraction = t / max(frames - 1, 1)
             radius = small + (big - small) * (fraction if label == "grow" else 1 - fraction)
-        elif label.startswith("still_"):
-            radius = np.full_like(t, rng.uniform(0.12, 0.22) * size)
-        elif label == "blink":
-            visible = _blink_pattern(rng, frames)[:, None, None]
+        else:  # still or blink: one size range, so a visible blink frame looks like a still frame
+            radius = np.full_like(t, rng.uniform(0.16, 0.24) * size)
+            if label == "blink":
+                visible = _blink_pattern(rng, frames)[:, None, None]
         r = float(radius.max())
         cx, cy = cx + rng.uniform(r + 1, size - r - 1), cy + rng.uniform(r + 1, size - r - 1)
     distance = _shape_distance(shape, xx - cx, yy - cy, radius)

@@ -43,5 +43,5 @@ def run_demo(out: Path) -> int:
           f"{summary.get('videos', '?')} validation videos")
     print(f"plots: {', '.join(str(run / name) for name in ('loss.png', 'accuracy.png', 'lr.png', 'confusion.png'))}")
     print(f"summary: {run / 'summary.json'}; per-video predictions: {run / 'predictions.jsonl'}")
-    print(f"try: vidgrid predict {data / 'val' / 'spin_cw' / 'spin_cw_000.mp4'} --checkpoint {summary['checkpoint']}")
+    print(f"try: vidgrid predict {data / 'val' / 'slide_up' / 'slide_up_000.mp4'} --checkpoint {summary['checkpoint']}")
     return 0

@@ -507,7 +507,7 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
         mixer=mixer_from_config(cfg.train, num_classes=train_ann.num_classes, multi_label=train_ann.multi_label,
                                 seed=cfg.train.seed * 1000 + env.rank),
         loss_fn=build_loss(train_ann.multi_label),
-        lr_at=partial(lr_at, base_lr=base_lr, warmup_epochs=cfg.schedule.warmup_epochs,
+        lr_at=partial(lr_at, base_lr=base_lr, warmup_epochs=cfg.schedule.warmup_epochs * schedule.epoch_scale,
                       warmup_start_factor=cfg.schedule.warmup_start_factor, lr_factor=schedule.lr_factor),
         schedule=schedule, train_set=train_set, val_set=val_set, classes=list(train_ann.classes),
         multi_label=train_ann.multi_label, state=TrainState(), logger=None, stop=stop,

@@ -101,6 +101,10 @@ class MultigridSchedule:
     """Relative LR of each stage (step policy)."""
     cosine_end: float
     """Final LR of the cosine as a fraction of the base LR (cosine policy)."""
+    epoch_scale: float
+    """Epochs of this schedule per baseline epoch (total / baseline epochs): the engine stretches
+    the warm-up by it like the LR stages, so multigrid warms up over the same share of training and
+    not over 1/8 of the iterations at 8× the LR."""
 
     @property
     def total_epochs(self) -> int:
@@ -248,6 +252,7 @@ def build_schedule(
         stage_starts=tuple(starts),
         stage_lrs=tuple(stage_lrs),
         cosine_end=cosine_end,
+        epoch_scale=total / epochs,
     )
 
 
