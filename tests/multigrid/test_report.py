@@ -61,7 +61,6 @@ def test_missing_list_is_a_one_line_error(capsys):
     assert "train.batch_size" in capsys.readouterr().err
 
 
-
 def test_output_into_a_closed_pipe_ends_quietly():
     """`vidgrid schedule ... | head -1`: a reader that has gone away is no BrokenPipeError traceback."""
     code = f"import sys; from vidgrid.cli import main; sys.exit(main(['schedule', {RECIPE!r}, '--dataset-size', '240000', '--plot', '']))"
