@@ -120,7 +120,10 @@ class MultigridConfig:
     epoch_factor: float = 1.5
     """Total epochs relative to the baseline schedule."""
     bn_base_size: int = 8
-    """Clips per BatchNorm group at the long-cycle batch (sub-batch BN)."""
+    """Clips per BatchNorm group at the long-cycle batch (sub-batch BN). At tiny crops the coarse
+    clips leave the deepest layers a handful of positions per clip, so groups of 8 clips give noisy
+    statistics: raise it (the demo's 64, one group per batch, holds the baseline's values per
+    channel at every shape)."""
     precise_bn_batches: int = 200
     """Before each validation, replace the BatchNorm running statistics by their average over this
     many training batches at the base shape (at most one pass over the data; 0 = off). The running
