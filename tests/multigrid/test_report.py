@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from vidgrid.cli import main
 
 RECIPE = "slowfast_r50_multigrid"
@@ -35,6 +37,17 @@ def test_overrides_and_processes(capsys):
     assert report["processes"] == 64
     (step,) = report["segments"][0]["short_cycle"]
     assert step == {"frames": 8, "crop": 158, "global_batch": 4096, "batch_per_process": 64}
+
+
+def test_overrides_may_follow_the_options(capsys):
+    before = run_json(capsys, "multigrid.short_cycle=false", "train.epochs=250", "--dataset-size", "240000")
+    assert main(["schedule", RECIPE, "multigrid.short_cycle=false", "--dataset-size", "240000", "--plot", "",
+                 "--json", "train.epochs=250"]) == 0
+    assert json.loads(capsys.readouterr().out) == before
+    assert before["baseline"]["epochs"] == 250
+    with pytest.raises(SystemExit):  # a stray word is still an argparse error, not an override
+        main(["schedule", RECIPE, "--plot", "", "stray"])
+    assert "unrecognized arguments: stray" in capsys.readouterr().err
 
 
 def test_table_and_plot(capsys, tmp_path):
