@@ -56,7 +56,7 @@ def run_all(args: argparse.Namespace) -> None:
     demo = load_config("demo")
     epochs = args.epochs or demo.train.epochs
     common = [
-        f"train.epochs={epochs}", f"schedule.steps={scaled_steps(demo, epochs)}",
+        f"train.epochs={epochs}", *scaled_stages(demo, epochs),
         f"data.train_list={data / 'train.csv'}", f"data.val_list={data / 'val.csv'}", *args.overrides,
     ]
     names = [n for n in ("baseline", "multigrid") if args.only in (None, n)]
@@ -99,13 +99,17 @@ def run_all(args: argparse.Namespace) -> None:
     (out / "bench_multigrid.json").write_text(json.dumps({"runs": results, "means": means}, indent=2) + "\n")
 
 
-def scaled_steps(demo: Config, epochs: int) -> list[int]:
-    """The demo recipe's LR stage starts scaled from its own epochs to ``epochs`` (each stage is at
-    least one epoch long)."""
-    steps = [0]
-    for start in demo.schedule.steps[1:]:
-        steps.append(min(max(steps[-1] + 1, round(start * epochs / demo.train.epochs)), epochs - 1))
-    return steps if steps == sorted(set(steps)) else [0]
+def scaled_stages(demo: Config, epochs: int) -> list[str]:
+    """Overrides for the demo recipe's LR stages with their start epochs scaled from its own epochs
+    to ``epochs``; a stage squeezed to nothing is dropped."""
+    starts: list[int] = []
+    lrs: list[float] = []
+    for start, lr in zip(demo.schedule.steps, demo.schedule.lrs):
+        scaled = round(start * epochs / demo.train.epochs)
+        if scaled < epochs and (not starts or scaled > starts[-1]):
+            starts.append(scaled)
+            lrs.append(lr)
+    return [f"schedule.steps={starts}", f"schedule.lrs={lrs}"]
 
 
 def mean_of(runs: list[dict]) -> dict:

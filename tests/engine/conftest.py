@@ -45,7 +45,7 @@ def tiny_overrides(data: Path, *extra: str) -> list[str]:
         "optim.lr=0.003",
         "optim.weight_decay=0.0",
         "schedule.policy=cosine",
-        "schedule.steps=[0]",  # one stage: the demo recipe's second one starts at epoch 16
+        "schedule.steps=[0]",  # one stage: the demo recipe's second one starts at epoch 21
         "schedule.lrs=[1.0]",
         "train.batch_size=8",
         "train.epochs=2",

@@ -356,7 +356,8 @@ def precise_bn(run: Run, progress: Progress | None) -> None:
     mine = order[env.rank :: env.world_size][:count].tolist()
     batches = [[(i, shape) for i in mine[k : k + batch]] for k in range(0, len(mine), batch)]
     rng = rng_state()
-    set_bn_groups(run.model, max(1, batch // cfg.multigrid.bn_base_size))  # the next epoch sets its own again
+    # the groups of the last segment, which trains at the base shape; the next epoch sets its own again
+    set_bn_groups(run.model, bn_groups(run.schedule.segments[-1], processes=env.world_size, bn_base_size=cfg.multigrid.bn_base_size))
     with run.autocast:
         used = recompute_bn_statistics(run.model, (model_input(run, clips) for clips, _, _ in train_loader(run, batches)))
     set_rng_state(rng)
