@@ -9,7 +9,7 @@ Target on the 2-core CPU machines: ≥ 2.5× wall-clock at top-1 within 1 point.
     python benchmarks/bench_multigrid.py [--out DIR] [--epochs N] [--seeds S ...] [--train-per-class N]
                                          [--only baseline|multigrid] [KEY=VALUE ...]
 
-``--epochs`` is the baseline's (default: the demo's 32; the recipe's LR stage starts are scaled with
+``--epochs`` is the baseline's (default: the demo's 40; the recipe's LR stage starts are scaled with
 it); use enough for the baseline to saturate, or the comparison measures how far each run is from
 converged rather than multigrid. ``--seeds`` repeats both runs per ``train.seed`` (one dataset) and
 adds the mean and range: a single small run is noisy. Extra ``KEY=VALUE`` overrides apply to every

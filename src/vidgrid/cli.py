@@ -138,11 +138,10 @@ def _run(args: argparse.Namespace) -> int | None:
 
         return run_demo(Path(args.out))
     if cmd == "train":
-        from vidgrid.engine.trainer import train
+        from vidgrid.engine.trainer import exit_status, train
 
         out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        train(cfg, out, resume=args.resume)
-        return 0
+        return exit_status(train(cfg, out, resume=args.resume))
     if cmd == "eval":
         from vidgrid.engine.evaluate import evaluate_checkpoint
 

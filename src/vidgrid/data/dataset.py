@@ -14,8 +14,10 @@ Output: uint8 (C, T, H, W); normalisation to float happens on the device, not in
 
 **Randomness.** Every draw of an item comes from ``random.Random`` seeded with (seed, epoch, index,
 shape, attempt), so a run is reproducible whatever the number of workers, and augmentations change
-with the epoch: call :meth:`VideoClipDataset.set_epoch` before iterating each epoch. The epoch lives
-in shared memory, so persistent DataLoader workers see it too.
+with the epoch: call :meth:`VideoClipDataset.set_epoch` before iterating each epoch (the epoch lives
+in shared memory, so persistent DataLoader workers see it too), or name the epoch in the item,
+``(index, shape, epoch)``, when one loader runs across epoch boundaries (the trainer's: its workers
+decode the next epoch's first batches while the current epoch ends).
 
 **Broken videos never stop a run.** A video that is missing, cannot be decoded, or has fewer frames
 than the base clip length T is replaced by another random sample of the same shape, at most
@@ -100,7 +102,8 @@ class _TooShort(Exception):
 
 
 class VideoClipDataset(Dataset):
-    """Training clips: ``dataset[(index, ClipShape(t, s))] -> (uint8 (3, t, s, s), target, index)``.
+    """Training clips: ``dataset[(index, ClipShape(t, s))] -> (uint8 (3, t, s, s), target, index)``,
+    at the epoch of :meth:`set_epoch`; ``dataset[(index, shape, epoch)]`` names the epoch instead.
 
     ``index`` in the result is the sample actually served (a replacement if the asked one was bad),
     so that it matches the target.
@@ -152,9 +155,9 @@ class VideoClipDataset(Dataset):
         """``(path, reason)`` of every video found bad so far, by this process or its workers."""
         return self._failures.skipped()
 
-    def __getitem__(self, item: tuple[int, ClipShape]) -> tuple[torch.Tensor, torch.Tensor, int]:
-        index, shape = item
-        epoch = int(self._epoch[0])
+    def __getitem__(self, item: tuple[int, ClipShape] | tuple[int, ClipShape, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        index, shape, *named = item
+        epoch = named[0] if named else int(self._epoch[0])
         candidate = index
         for attempt in range(self.max_retries + 1):
             rng = random.Random(f"{self.seed}/{epoch}/{index}/{shape.frames}x{shape.crop}/{attempt}")

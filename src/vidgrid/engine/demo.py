@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vidgrid.config import load_config
 from vidgrid.data.synthetic import write_synthetic_dataset
-from vidgrid.engine.trainer import train
+from vidgrid.engine.trainer import exit_status, train
 
 TRAIN_PER_CLASS = 100
 """Training videos per class: multigrid's large coarse batches need enough videos per epoch to leave
@@ -37,7 +37,7 @@ def run_demo(out: Path) -> int:
     summary = train(cfg, out / "run", resume="auto")
     if summary.get("preempted"):
         print(f"stopped early; run 'vidgrid demo --out {out}' again to continue")
-        return 0
+        return exit_status(summary)
     run = out / "run"
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s: top-1 {100 * summary['top1']:.1f}% on "
           f"{summary.get('videos', '?')} validation videos")

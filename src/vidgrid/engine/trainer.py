@@ -2,7 +2,9 @@
 
 Per iteration: schedule, move, normalise, mix, forward, loss, backward, clip, step.
 Per epoch: switch to the epoch's multigrid segment (it decides the batch sampler and the BatchNorm
-groups; the model and optimizer are never rebuilt), evaluate, checkpoint. A multigrid run
+groups; the model and optimizer are never rebuilt), evaluate, checkpoint. One DataLoader serves the
+whole run, its batch sampler the epochs' samplers in a chain, so its workers never idle at an epoch
+boundary. A multigrid run
 recomputes its BN statistics on base-shape clips before evaluating ("precise BN"): the running ones
 average whatever shapes the last iterations had.
 
@@ -21,6 +23,7 @@ free cores make every step wait on descheduled threads.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import sys
@@ -47,7 +50,7 @@ from vidgrid.engine.losses import build_loss
 from vidgrid.engine.mixup import Mixer, mixer_from_config
 from vidgrid.engine.optim import clip_grad_norm, lr_at, optimizer_from_config, scaled_lr, set_lr
 from vidgrid.errors import ConfigError, VidgridError
-from vidgrid.multigrid.sampler import ShortCycleBatchSampler
+from vidgrid.multigrid.sampler import EpochChain, ShortCycleBatchSampler
 from vidgrid.multigrid.schedule import MultigridSchedule, Segment, bn_groups, schedule_from_config
 from vidgrid.multigrid.subbatch_bn import convert_to_sub_batch_norm, recompute_bn_statistics, set_bn_groups
 from vidgrid.types import ClipShape
@@ -123,7 +126,7 @@ class StopRequest:
 
 @dataclass
 class Run:
-    """The long-lived pieces of a training run, built once; a multigrid shape change swaps only the loader."""
+    """The long-lived pieces of a training run, built once; a multigrid shape change swaps only the batch shapes."""
 
     cfg: Config
     out_dir: Path
@@ -160,12 +163,15 @@ class Run:
 # the loop
 
 
-def train_one_epoch(run: Run, loader: DataLoader, sampler: ShortCycleBatchSampler, progress: Progress | None) -> None:
-    """One pass over the loader from the sampler's position; returns early on a stop request."""
+def train_one_epoch(
+    run: Run, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], sampler: ShortCycleBatchSampler,
+    progress: Progress | None,
+) -> None:
+    """The epoch's loaded batches from the sampler's position; returns early on a stop request."""
     cfg, state, device = run.cfg, run.state, run.env.device
     run.net.train()
     meter = Throughput()
-    for clips, targets, _ in loader:
+    for clips, targets, _ in batches:
         # schedule: LR at the fractional epoch (warm-up × policy × long-cycle multiplier)
         lr = run.lr_at(state.epoch + state.step / sampler.batches_per_epoch)
         set_lr(run.optimizer, lr)
@@ -282,16 +288,19 @@ def fit(run: Run) -> dict[str, Any]:
         Progress(schedule.total_iterations(len(run.train_set)), epochs=schedule.total_epochs, start_iteration=state.iteration)
         if run.env.is_main else None
     )
-    for epoch in range(state.epoch, schedule.total_epochs):
-        # switch multigrid segment: the batch sampler and the BN groups follow it
+    # one loader for the rest of the run: its workers run ahead across epoch boundaries
+    samplers = [train_sampler(run, schedule.segment_at(epoch), epoch) for epoch in range(state.epoch, schedule.total_epochs)]
+    if run.resume_sampler is not None:
+        samplers[0].load_state_dict(run.resume_sampler)
+        run.resume_sampler = None
+    chain = EpochChain(samplers)
+    loaded = iter(train_loader(run, chain))
+    for sampler, batches in zip(samplers, chain.lengths):
+        epoch = sampler.epoch
+        # switch multigrid segment: the sampler's shapes and the BN groups follow it
         segment = schedule.segment_at(epoch)
         set_bn_groups(run.model, bn_groups(segment, processes=run.env.world_size, bn_base_size=cfg.multigrid.bn_base_size))
-        sampler = train_sampler(run, segment, epoch)
-        if run.resume_sampler is not None:
-            sampler.load_state_dict(run.resume_sampler)
-            run.resume_sampler = None
-        run.train_set.set_epoch(epoch)
-        train_one_epoch(run, train_loader(run, sampler), sampler, progress)
+        train_one_epoch(run, itertools.islice(loaded, batches), sampler, progress)
         state.wall_time_s = time.perf_counter() - started
         if run.stop.signal is not None:
             return preempted(run, sampler, progress)
@@ -325,8 +334,9 @@ def train_sampler(run: Run, segment: Segment, epoch: int) -> ShortCycleBatchSamp
     return sampler
 
 
-def train_loader(run: Run, batches: Iterable[list[tuple[int, ClipShape]]]) -> DataLoader:
-    """Training clips batched by ``batches`` (the short-cycle sampler, or precise BN's fixed list)."""
+def train_loader(run: Run, batches: Iterable[list[tuple[int, ClipShape, int]]]) -> DataLoader:
+    """Training clips batched by ``batches`` of ``(index, shape, epoch)`` (the epochs' chained samplers,
+    or precise BN's fixed list)."""
     # a private generator: creating the loader must not draw from the global RNG (exact resume)
     return DataLoader(
         run.train_set, batch_sampler=batches, num_workers=run.cfg.data.workers,
@@ -354,7 +364,7 @@ def precise_bn(run: Run, progress: Progress | None) -> None:
     # the same number of clips on every process: SyncBatchNorm's forward is a collective
     count = min(len(run.train_set) // env.world_size, cfg.multigrid.precise_bn_batches * batch)
     mine = order[env.rank :: env.world_size][:count].tolist()
-    batches = [[(i, shape) for i in mine[k : k + batch]] for k in range(0, len(mine), batch)]
+    batches = [[(i, shape, run.state.epoch) for i in mine[k : k + batch]] for k in range(0, len(mine), batch)]
     rng = rng_state()
     # the groups of the last segment, which trains at the base shape; the next epoch sets its own again
     set_bn_groups(run.model, bn_groups(run.schedule.segments[-1], processes=env.world_size, bn_base_size=cfg.multigrid.bn_base_size))
@@ -424,7 +434,14 @@ def preempted(run: Run, sampler: ShortCycleBatchSampler, progress: Progress | No
             file=sys.stderr, flush=True,
         )
         run.logger.close()
-    return {**summary_of(run), "preempted": True, "checkpoint": str(run.last_checkpoint)}
+    return {**summary_of(run), "preempted": run.stop.signal, "checkpoint": str(run.last_checkpoint)}
+
+
+def exit_status(summary: dict[str, Any]) -> int:
+    """The command's exit status: 0 for a finished run, 128 + the signal's number for a stopped one
+    (143 for SIGTERM, as if the signal had ended it), so a job script or torchrun sees it did not finish."""
+    stopped = summary.get("preempted")
+    return 128 + signal.Signals[stopped].value if stopped else 0
 
 
 def summary_of(run: Run) -> dict[str, Any]:
