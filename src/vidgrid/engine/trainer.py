@@ -4,9 +4,8 @@ Per iteration: schedule, move, normalise, mix, forward, loss, backward, clip, st
 Per epoch: switch to the epoch's multigrid segment (it decides the batch sampler and the BatchNorm
 groups; the model and optimizer are never rebuilt), evaluate, checkpoint. One DataLoader serves the
 whole run, its batch sampler the epochs' samplers in a chain, so its workers never idle at an epoch
-boundary. A multigrid run
-recomputes its BN statistics on base-shape clips before evaluating ("precise BN"): the running ones
-average whatever shapes the last iterations had.
+boundary. A multigrid run recomputes its BN statistics on base-shape clips before evaluating
+("precise BN"): the running ones average whatever shapes the last iterations had.
 
 Baseline training is a multigrid schedule of one segment, so both run through the same code. Every
 piece of state a resumed run needs (model, optimizer, grad scaler, mixer, sampler position, RNGs,
