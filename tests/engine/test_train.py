@@ -100,3 +100,19 @@ def test_shapes_are_checked_against_the_model_before_training(tiny_config, tmp_p
     with pytest.raises(ConfigError, match=r"'data.frames': .* 1x32² clips but mvitv2_s_16x4 needs at least 2 frames"):
         trainer.train(cfg, tmp_path / "a")
     assert not (tmp_path / "a").exists()
+
+
+def test_loader_workers_end_with_the_run(tiny_config, tmp_path):
+    """The run's one loader is never run to exhaustion, so it is shut down explicitly: its workers
+    ignore SIGTERM, and a worker left alive makes the interpreter's exit wait forever (the demo hung).
+    With the cycle collector off, nothing but that shutdown can end them."""
+    import gc
+    import multiprocessing
+
+    cfg = tiny_config("train.epochs=2", "train.eval_every=0", "data.workers=1")
+    gc.disable()
+    try:
+        trainer.train(cfg, tmp_path / "run")
+        assert multiprocessing.active_children() == []
+    finally:
+        gc.enable()

@@ -293,28 +293,28 @@ def fit(run: Run) -> dict[str, Any]:
         samplers[0].load_state_dict(run.resume_sampler)
         run.resume_sampler = None
     chain = EpochChain(samplers)
-    loaded = iter(train_loader(run, chain))
-    for sampler, batches in zip(samplers, chain.lengths):
-        epoch = sampler.epoch
-        # switch multigrid segment: the sampler's shapes and the BN groups follow it
-        segment = schedule.segment_at(epoch)
-        set_bn_groups(run.model, bn_groups(segment, processes=run.env.world_size, bn_base_size=cfg.multigrid.bn_base_size))
-        train_one_epoch(run, itertools.islice(loaded, batches), sampler, progress)
-        state.wall_time_s = time.perf_counter() - started
-        if run.stop.signal is not None:
-            return preempted(run, sampler, progress)
-        state.epoch, state.step = epoch + 1, 0
-        # evaluate (multigrid: with BN statistics of the base shape)
-        last = epoch + 1 == schedule.total_epochs
-        evaluating = last or bool(cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0)
-        if evaluating:
-            precise_bn(run, progress)
-        D.average_buffers(run.model)
-        if evaluating:
-            validate(run, progress, out_dir=run.out_dir if last else None)
-        # checkpoint
-        state.wall_time_s = time.perf_counter() - started
-        save(run, sampler)
+    with loading(train_loader(run, chain)) as loaded:
+        for sampler, batches in zip(samplers, chain.lengths):
+            epoch = sampler.epoch
+            # switch multigrid segment: the sampler's shapes and the BN groups follow it
+            segment = schedule.segment_at(epoch)
+            set_bn_groups(run.model, bn_groups(segment, processes=run.env.world_size, bn_base_size=cfg.multigrid.bn_base_size))
+            train_one_epoch(run, itertools.islice(loaded, batches), sampler, progress)
+            state.wall_time_s = time.perf_counter() - started
+            if run.stop.signal is not None:
+                return preempted(run, sampler, progress)
+            state.epoch, state.step = epoch + 1, 0
+            # evaluate (multigrid: with BN statistics of the base shape)
+            last = epoch + 1 == schedule.total_epochs
+            evaluating = last or bool(cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0)
+            if evaluating:
+                precise_bn(run, progress)
+            D.average_buffers(run.model)
+            if evaluating:
+                validate(run, progress, out_dir=run.out_dir if last else None)
+            # checkpoint
+            state.wall_time_s = time.perf_counter() - started
+            save(run, sampler)
     if progress is not None:
         progress.close()
     return finish(run)
@@ -342,6 +342,22 @@ def train_loader(run: Run, batches: Iterable[list[tuple[int, ClipShape, int]]]) 
         pin_memory=run.env.device.type == "cuda", generator=torch.Generator().manual_seed(run.cfg.train.seed),
         worker_init_fn=ignore_stop_signals,
     )
+
+
+@contextlib.contextmanager
+def loading(loader: DataLoader) -> Iterator[Iterator[Any]]:
+    """An iterator over ``loader`` whose workers are shut down on leaving the block, finished or not.
+
+    A DataLoader ends its workers when it runs out of batches or when its iterator is freed; the
+    chain is left unfinished, and a frame that holds it can outlive the run in a reference cycle.
+    Its workers ignore SIGTERM, so an interpreter exit would then wait on them forever."""
+    batches = iter(loader)
+    try:
+        yield batches
+    finally:
+        shutdown = getattr(batches, "_shutdown_workers", None)  # only multi-process loaders have workers
+        if shutdown is not None:
+            shutdown()
 
 
 def model_input(run: Run, clips: torch.Tensor) -> torch.Tensor:
