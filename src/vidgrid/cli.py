@@ -73,7 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-per-class", type=int, default=None, help="validation videos per class")
     p.add_argument("--frames", type=int, default=None, help="frames per video")
     p.add_argument("--fps", type=int, default=None, help="frames per second")
-    p.add_argument("--size", type=int, default=None, help="frame width and height in pixels")
+    p.add_argument("--classes", default=None, metavar="PRESET|A,B,...",
+                   help="class set: demo (default), appearance, direction, rotation, timing, motion, "
+                        "or a comma-separated list of class names")
+    p.add_argument("--size", default=None, metavar="N|WxH", help="frame size in pixels: N (square) or WxH, e.g. 128x96")
+    p.add_argument("--distractors", type=int, default=None, help="most distractor dots per video (default: 2)")
+    p.add_argument("--moving-distractors", type=float, default=None, metavar="P",
+                   help="probability that a distractor drifts (default: 0.5)")
     p.add_argument("--workers", type=int, default=None, help="parallel encoder processes")
 
     data = sub.add_parser("data", help="check or prepare a video dataset").add_subparsers(
@@ -172,7 +178,9 @@ def _run(args: argparse.Namespace) -> int | None:
     if cmd == "synth":
         from vidgrid.data.synthetic import synth_command
 
-        options = {k: getattr(args, k) for k in ("train_per_class", "val_per_class", "frames", "fps", "size", "workers")}
+        names = ("classes", "size", "train_per_class", "val_per_class", "frames", "fps", "distractors",
+                 "moving_distractors", "workers")
+        options = {k: getattr(args, k) for k in names}
         return synth_command(Path(args.out_dir), seed=args.seed, **{k: v for k, v in options.items() if v is not None})
     if cmd == "data" and args.data_command == "check":
         from vidgrid.data.check import check_command

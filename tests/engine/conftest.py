@@ -24,7 +24,7 @@ TINY_MODEL = ["model.name=x3d_xs", "model.options={width_factor: 0.5, depth_fact
 def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """10 classes × (2 train, 1 val) videos of 16 frames at 32×32 px (``train.csv``, ``val.csv``)."""
     root = tmp_path_factory.mktemp("synthetic")
-    write_synthetic_dataset(root, seed=0, train_per_class=2, val_per_class=1, frames=16, size=32, workers=1)
+    write_synthetic_dataset(root, seed=0, train_per_class=2, val_per_class=1, frames=16, width=32, height=32, workers=1)
     return root
 
 
