@@ -162,10 +162,20 @@ def knob_bar_distance(dx: np.ndarray, dy: np.ndarray, angle: np.ndarray, half_le
 
 def paint(canvas: np.ndarray, distance: np.ndarray, colour: np.ndarray, opacity: np.ndarray | float = 1.0) -> None:
     """Composite ``colour`` over float (T, H, W, 3) ``canvas`` where ``distance`` (T, H, W) < 0, times
-    ``opacity`` (a number or (T, 1, 1))."""
-    alpha = np.clip(0.5 - distance, 0.0, 1.0)[..., None] * np.asarray(opacity)[..., None]
-    canvas *= 1.0 - alpha
-    canvas += alpha * colour
+    ``opacity`` (a number or (T, 1, 1)). Only the frames, rows and columns the shape touches are
+    computed: elsewhere alpha is 0 and compositing would leave the canvas exactly as it is."""
+    alpha = np.clip(0.5 - distance, 0.0, 1.0) * opacity  # (T, H, W)
+    touched = alpha > 0
+    box = tuple(_span(touched.any(axis=others)) for others in ((1, 2), (0, 2), (0, 1)))  # frames, rows, columns
+    alpha, region = alpha[box][..., None], canvas[box]  # region: a view into the canvas
+    region *= 1.0 - alpha
+    region += alpha * colour
+
+
+def _span(flags: np.ndarray) -> slice:
+    """The slice from the first to the last true entry of bool (N,) ``flags`` (empty if none)."""
+    where = np.flatnonzero(flags)
+    return slice(where[0], where[-1] + 1) if len(where) else slice(0, 0)
 
 
 def _reflect(x: np.ndarray, low: float, high: float) -> np.ndarray:
