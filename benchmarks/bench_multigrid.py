@@ -14,6 +14,14 @@ it); use enough for the baseline to saturate, or the comparison measures how far
 converged rather than multigrid. ``--seeds`` repeats both runs per ``train.seed`` (one dataset) and
 adds the mean and range: a single small run is noisy. Extra ``KEY=VALUE`` overrides apply to every
 run (e.g. ``train.device=cuda data.workers=8``).
+
+``--suite`` runs the robustness suite instead: baseline and multigrid, each with the demo recipe
+unchanged (flip off where the data's ``meta.json`` says it is direction-sensitive), on every dataset
+of :data:`SUITE` (written reproducibly with ``vidgrid synth`` options under ``OUT/data/NAME``), for
+each of ``--seeds`` (default 0 1). It prints a table per dataset, arm and seed and the mean top-1 and
+speedup per dataset against the target (multigrid within 1 point of its baseline, ≥ 2.5× faster).
+A run whose ``summary.json`` exists is not trained again, so a stopped suite continues where it
+stopped; ``--datasets`` picks some of the datasets.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidgrid.config import Config, load_config
@@ -38,12 +47,110 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="train.seed of each pair of runs")
     parser.add_argument("--train-per-class", type=int, default=100, help="synthetic training videos per class")
     parser.add_argument("--only", choices=["baseline", "multigrid"], default=None, help="run one of the two")
+    parser.add_argument("--suite", action="store_true", help="the robustness suite: every dataset of SUITE")
+    parser.add_argument("--datasets", nargs="+", default=None, choices=[d.name for d in SUITE],
+                        help="with --suite: only these datasets")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args()
     try:
-        run_all(args)
+        run_suite(args) if args.suite else run_all(args)
     except VidgridError as e:
         raise SystemExit(f"error: {e}") from None
+
+
+@dataclass(frozen=True)
+class SuiteDataset:
+    """One synthetic dataset of the suite: ``vidgrid synth`` options (its keyword arguments)."""
+
+    name: str
+    what: str
+    synth: dict = field(default_factory=dict)
+
+
+SUITE = (
+    SuiteDataset("appearance", "5 static shapes, 160x120, 32 frames at 16 fps, 300 videos",
+                 dict(classes="appearance", width=160, height=120, frames=32, fps=16, train_per_class=60, val_per_class=20)),
+    SuiteDataset("direction", "4 slide directions, 64x64, 24 frames at 8 fps, no distractors, 400 videos",
+                 dict(classes="direction", width=64, height=64, frames=24, fps=8, train_per_class=100, val_per_class=25,
+                      distractors=0)),
+    SuiteDataset("rotation", "rotation sense + slides, 96x96, 40 frames at 20 fps, 4 distractors, 600 videos",
+                 dict(classes="rotate_cw,rotate_ccw,slide_left,slide_right", width=96, height=96, frames=40, fps=20,
+                      train_per_class=150, val_per_class=40, distractors=4)),
+    SuiteDataset("timing", "blink, fades, pulse, 112x84, 64 frames at 30 fps, 800 videos",
+                 dict(classes="timing", width=112, height=84, frames=64, fps=30, train_per_class=200, val_per_class=50)),
+    SuiteDataset("motion", "6 motion classes (a mirror pair), 128x96, 48 frames at 24 fps, moving distractors, 900 videos",
+                 dict(classes="motion", width=128, height=96, frames=48, fps=24, train_per_class=150, val_per_class=50,
+                      moving_distractors=1.0)),
+)
+"""The suite's datasets differ in what the classes need (form, direction, rotation sense, timing), in
+frame size (64-160 px), length and rate, size (300-900 training videos) and distractors."""
+
+
+def run_suite(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    seeds = args.seeds if args.seeds != [0] else [0, 1]
+    chosen = [d for d in SUITE if args.datasets is None or d.name in args.datasets]
+    table: list[dict] = []
+    for dataset in chosen:
+        data = out / "data" / dataset.name
+        if not (data / "meta.json").is_file():
+            started = time.perf_counter()
+            write_synthetic_dataset(data, seed=SUITE.index(dataset), **dataset.synth)
+            print(f"dataset {dataset.name}: {dataset.what} ({time.perf_counter() - started:.0f}s)", flush=True)
+        common = [f"data.train_list={data / 'train.csv'}", f"data.val_list={data / 'val.csv'}", *args.overrides]
+        for seed in seeds:
+            for arm in ("baseline", "multigrid"):
+                folder = out / dataset.name / f"{arm}-seed{seed}"
+                cfg = load_config("demo", [*common, f"train.seed={seed}", f"multigrid.enabled={arm == 'multigrid'}"])
+                summary = _finished_summary(folder) or _train(cfg, folder, f"{dataset.name}, {arm}, seed {seed}")
+                table.append({"dataset": dataset.name, "arm": arm, "seed": seed, "top1": summary["top1"],
+                              "wall_time_s": summary["wall_time_s"], "iterations": summary["iterations"]})
+        print(format_suite(table), flush=True)
+    (out / "bench_multigrid_suite.json").write_text(json.dumps({"runs": table, "verdict": suite_verdict(table)}, indent=2) + "\n")
+
+
+def _finished_summary(folder: Path) -> dict | None:
+    """The summary of a run that finished (not stopped), or None."""
+    path = folder / "summary.json"
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    return None if summary.get("preempted") else summary
+
+
+def _train(cfg: Config, folder: Path, title: str) -> dict:
+    schedule = schedule_from_config(cfg)
+    print(f"\n== {title}: {schedule.total_epochs} epochs, shapes "
+          + ", ".join(f"{s.start_epoch}-{s.end_epoch}: {s.shape}" for s in schedule.segments), flush=True)
+    return train(cfg, folder, resume="auto" if (folder / "checkpoints").is_dir() else None)
+
+
+def suite_verdict(table: list[dict]) -> list[dict]:
+    """Per dataset: mean top-1 of each arm over the seeds, the difference, the wall-clock speedup
+    and whether the target holds (multigrid within 1 point of its baseline at >= 2.5x)."""
+    verdict = []
+    for name in dict.fromkeys(r["dataset"] for r in table):
+        arms = {arm: [r for r in table if r["dataset"] == name and r["arm"] == arm] for arm in ("baseline", "multigrid")}
+        if not all(arms.values()):
+            continue
+        top1 = {arm: statistics.fmean(r["top1"] for r in runs) for arm, runs in arms.items()}
+        wall = {arm: statistics.fmean(r["wall_time_s"] for r in runs) for arm, runs in arms.items()}
+        points = 100 * (top1["multigrid"] - top1["baseline"])
+        speedup = wall["baseline"] / wall["multigrid"]
+        verdict.append({"dataset": name, "baseline_top1": top1["baseline"], "multigrid_top1": top1["multigrid"],
+                        "points": points, "speedup": speedup, "passed": points >= -1.0 and speedup >= 2.5})
+    return verdict
+
+
+def format_suite(table: list[dict]) -> str:
+    lines = ["", "dataset     arm        seed  wall (s)  iterations  val top-1"]
+    lines += [f"{r['dataset']:<11} {r['arm']:<10} {r['seed']:4d}  {r['wall_time_s']:8.1f}  {r['iterations']:10d}  "
+              f"{100 * r['top1']:8.1f}%" for r in table]
+    lines += ["", "dataset     baseline  multigrid  points  speedup  target"]
+    for v in suite_verdict(table):
+        lines.append(f"{v['dataset']:<11} {100 * v['baseline_top1']:7.1f}%  {100 * v['multigrid_top1']:8.1f}%  "
+                     f"{v['points']:+6.1f}  {v['speedup']:6.2f}x  {'met' if v['passed'] else 'MISSED'}")
+    return "\n".join(lines)
 
 
 def run_all(args: argparse.Namespace) -> None:

@@ -168,7 +168,8 @@ class ScheduleConfig:
     cosine_end: float = 0.01
     """Final LR of the cosine as a fraction of the base LR."""
     warmup_epochs: float = 0.0
-    """Linear warm-up length in baseline epochs (multigrid stretches it by ``epoch_factor``)."""
+    """Linear warm-up length in baseline epochs; multigrid warms up over the same share of its
+    iterations."""
     warmup_start_factor: float = 0.01
     """Warm-up starts at this fraction of the base LR."""
 

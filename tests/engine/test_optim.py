@@ -1,10 +1,12 @@
 """Parameter groups, linear scaling, warm-up and per-group LR multipliers."""
 
+from functools import partial
+
 import pytest
 import torch
 from torch import nn
 
-from vidgrid.engine.optim import build_optimizer, clip_grad_norm, lr_at, scaled_lr, set_lr, warmup_factor
+from vidgrid.engine.optim import build_optimizer, clip_grad_norm, lr_at, scaled_lr, set_lr
 
 
 class TinyNet(nn.Module):
@@ -61,13 +63,18 @@ def test_set_lr_applies_multipliers():
 def test_scaling_and_warmup():
     assert scaled_lr(1.6, 64, 1024) == pytest.approx(0.1)
     assert scaled_lr(0.1, 64, 0) == 0.1
-    assert warmup_factor(0.0, 10, 0.01) == pytest.approx(0.01)
-    assert warmup_factor(5.0, 10, 0.01) == pytest.approx(0.505)
-    assert warmup_factor(10.0, 10, 0.01) == 1.0
-    assert warmup_factor(3.0, 0, 0.01) == 1.0
+    linear = dict(warmup_share=0.1, warmup_start_factor=0.01, progress=lambda e: e / 100)  # 10 of 100 epochs
+    flat = partial(lr_at, base_lr=1.0, lr_factor=lambda e: 1.0, **linear)
+    assert [flat(e) for e in (0.0, 5.0, 10.0, 50.0)] == pytest.approx([0.01, 0.505, 1.0, 1.0])
+    assert lr_at(3.0, base_lr=1.0, warmup_share=0, warmup_start_factor=0.01, lr_factor=lambda e: 0.7,
+                 progress=lambda e: e / 100) == pytest.approx(0.7)
     # seed 001: 2e-4 warming up from 2e-6 over 10 epochs, a cosine-like policy factor on top
-    assert lr_at(0.0, base_lr=2e-4, warmup_epochs=10, warmup_start_factor=0.01, lr_factor=lambda e: 1.0) == pytest.approx(2e-6)
-    assert lr_at(20.0, base_lr=2e-4, warmup_epochs=10, warmup_start_factor=0.01, lr_factor=lambda e: 0.5) == pytest.approx(1e-4)
+    assert lr_at(0.0, base_lr=2e-4, lr_factor=lambda e: 1.0, **linear) == pytest.approx(2e-6)
+    assert lr_at(20.0, base_lr=2e-4, lr_factor=lambda e: 0.5, **linear) == pytest.approx(1e-4)
+    # under the long cycle the warm-up starts at the recipe's LR, not 8× it, and reaches the 8× LR
+    multigrid = partial(lr_at, base_lr=0.8, lr_factor=lambda e: 8.0, **{**linear, "warmup_start_factor": 0.0025})
+    assert multigrid(0.0) == pytest.approx(0.002)
+    assert multigrid(10.0) == pytest.approx(6.4)
 
 
 def test_clip_grad_norm():

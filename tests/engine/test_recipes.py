@@ -6,7 +6,7 @@ from vidgrid.config import list_recipes, load_config
 from vidgrid.engine.build import build_model, check_shapes
 from vidgrid.models import list_models
 from vidgrid.models.mvit import MViT
-from vidgrid.engine.optim import scaled_lr, warmup_factor
+from vidgrid.engine.optim import lr_at, scaled_lr
 from vidgrid.multigrid.schedule import schedule_from_config
 
 
@@ -37,7 +37,11 @@ def test_x3d_s_recipe_follows_the_supplement():
 def test_mvitv2_b_recipe_follows_seed_001():
     cfg = load_config("mvitv2_b_kinetics")
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay) == ("adamw", 2e-4, 0.05)
-    assert cfg.optim.lr * warmup_factor(0, cfg.schedule.warmup_epochs, cfg.schedule.warmup_start_factor) == pytest.approx(2e-6)
+    schedule = schedule_from_config(cfg)
+    first = lr_at(0.0, base_lr=cfg.optim.lr, warmup_share=cfg.schedule.warmup_epochs / cfg.train.epochs,
+                  warmup_start_factor=cfg.schedule.warmup_start_factor, lr_factor=schedule.lr_factor,
+                  progress=schedule.progress)
+    assert first == pytest.approx(2e-6)
     assert cfg.schedule.warmup_epochs == 10 and cfg.schedule.policy == "cosine"
     assert (cfg.data.frames, cfg.data.sampling_rate, cfg.data.min_short, cfg.data.max_short) == (32, 3, 256, 320)
     assert (cfg.train.mixup_alpha, cfg.train.cutmix_alpha, cfg.data.rand_augment) == (0.8, 1.0, True)

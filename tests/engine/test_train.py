@@ -11,7 +11,7 @@ import torch
 from vidgrid.engine import trainer
 from vidgrid.engine.checkpoint import list_checkpoints, load_checkpoint
 from vidgrid.engine.logging import SUMMARY_KEYS, read_metrics
-from vidgrid.engine.optim import scaled_lr, warmup_factor
+from vidgrid.engine.optim import lr_at, scaled_lr
 from vidgrid.errors import ConfigError
 from vidgrid.types import ClipShape
 
@@ -55,14 +55,17 @@ def test_multigrid_run_follows_the_schedule_and_evaluates(tiny_config, tmp_path)
     assert summary["epochs"] == schedule.total_epochs == 6  # 1.5 × the baseline's 4
     assert summary["iterations"] == len(expected) and summary["clips_seen"] == 6 * 20
     assert [r["epoch"] for r in records if r["split"] == "val"] == [6]  # validated only at the end
-    # LR of every iteration: warm-up over 2 baseline = 3 multigrid epochs × cosine × long-cycle factor
+    # LR of every iteration: warm-up over the first half of the iterations (2 of 4 baseline epochs),
+    # from the recipe's start LR to the cosine (by iterations) × long-cycle factor
     train_records = [r for r in records if r["split"] == "train"]
     starts = [0.0] + [r["epoch"] for r in train_records][:-1]  # the epoch each iteration started at
     base_lr = scaled_lr(cfg.optim.lr, cfg.train.batch_size, cfg.optim.reference_batch)
-    warmup = partial(warmup_factor, warmup_epochs=3, start_factor=cfg.schedule.warmup_start_factor)
-    expected_lr = [base_lr * warmup(e) * schedule.lr_factor(e) for e in starts]
-    assert [r["lr"] for r in train_records] == pytest.approx(expected_lr, rel=1e-3)
-    assert any(2 <= e < 3 for e in starts)  # iterations that a 2-epoch warm-up would not have damped
+    lr = partial(lr_at, base_lr=base_lr, warmup_share=0.5, warmup_start_factor=cfg.schedule.warmup_start_factor,
+                 lr_factor=schedule.lr_factor, progress=schedule.progress)
+    assert [r["lr"] for r in train_records] == pytest.approx([lr(e) for e in starts], rel=1e-3)
+    assert train_records[0]["lr"] == pytest.approx(base_lr * cfg.schedule.warmup_start_factor, rel=1e-3)
+    warm = [r["lr"] for r, e in zip(train_records, starts) if schedule.progress(e) < 0.5]
+    assert 0 < len(warm) < len(train_records) and warm == sorted(warm)  # rising, then the schedule
     assert set(SUMMARY_KEYS) <= set(summary) and summary["multigrid"] is True
     assert 0 <= summary["top1"] <= summary["top5"] <= 1
     # precise BN: the evaluated (and saved) statistics are the average over the 10 batches of 2

@@ -41,7 +41,12 @@ def test_schedule_module_does_not_import_torch():
 def test_paper_recipe_epochs_and_iteration_saving():
     s = paper(long_cycle=LONG, short_cycle=SHORT)
     assert s.total_epochs == 358  # 1.5 × 239 rounded down
-    assert s.epoch_scale == pytest.approx(358 / 239)  # the engine stretches the warm-up by it
+    # progress counts iterations: the share done at each segment's end matches the iteration counts
+    done = 0
+    for seg in s.segments:
+        done += s.iterations(seg, KINETICS)
+        assert s.progress(seg.end_epoch) == pytest.approx(done / s.total_iterations(KINETICS), abs=2e-3)
+    assert (s.progress(0), s.progress(s.total_epochs + 5)) == (0, 1)
     assert 3.3 <= reduction(s) <= 3.6  # the paper: 3.4× fewer iterations
     # Eq. 1 keeps the cost of an iteration: compute falls like the iterations
     assert 0.25 < s.compute(KINETICS) / build_schedule(**PAPER).compute(KINETICS) < 0.32
@@ -114,7 +119,7 @@ def test_baseline_is_one_segment_without_short_cycle():
     s = build_schedule(**PAPER)
     (seg,) = s.segments
     assert (seg.start_epoch, seg.end_epoch, seg.shape) == (0, 239, ClipShape(32, 224))
-    assert (seg.base_batch, seg.lr_multiplier, s.epoch_scale) == (512, 1, 1)
+    assert (seg.base_batch, seg.lr_multiplier, s.progress(119.5)) == (512, 1, 0.5)
     assert seg.global_batches == (512,)
     assert s.total_iterations(KINETICS) == 239 * 469  # every clip once per epoch: 468 full batches + 1
     assert [s.lr_factor(e) for e in (0, 93.9, 94, 154, 196, 238.5)] == pytest.approx([1, 1, 0.1, 0.01, 0.001, 0.001])
@@ -134,9 +139,16 @@ def test_cosine_multi_cycle_and_single_cycle():
     assert len(multi.segments) == 13  # 3 long cycles + fine-tuning, no LR halves under cosine
     assert multi.lr_factor(0) == pytest.approx(8.0)
     seg = multi.segments[5]
-    progress = seg.start_epoch / multi.total_epochs
+    progress = multi.progress(seg.start_epoch)
     cosine = 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
     assert multi.lr_factor(seg.start_epoch) == pytest.approx(cosine * seg.lr_multiplier)
+    # the cosine follows the iterations, as in the baseline: the base shape's iterations (most of
+    # them) are not left at the tail of a cosine counted in epochs
+    baseline = build_schedule(**{**PAPER, "stage_lrs": [1] * 4}, policy="cosine", cosine_end=0.01)
+    for share in (0.25, 0.5, 0.75):
+        epoch = next(e / 10 for e in range(3580) if multi.progress(e / 10) >= share)
+        policy = multi.lr_factor(epoch) / multi.segment_at(epoch).lr_multiplier
+        assert policy == pytest.approx(baseline.lr_factor(share * 239), abs=0.01)
 
     single = build_schedule(base=ClipShape(32, 224), base_batch=512, epochs=239, stage_starts=[0], stage_lrs=[1],
                             policy="cosine", cosine_end=0.0, long_cycle=LONG, short_cycle=SHORT, epoch_factor=1.5)
@@ -195,3 +207,44 @@ def test_schedule_from_packaged_recipe_and_overrides():
     assert len(base.segments) == 1 and base.total_epochs == 239
     long_only = schedule_from_config(load_config("slowfast_r50_multigrid", ["multigrid.short_cycle=false"]))
     assert all(len(seg.steps) == 1 for seg in long_only.segments)
+
+
+@pytest.mark.parametrize("policy", ["step", "cosine"])
+def test_short_recipes_keep_every_lr_stage_and_end_at_the_base_shape(policy):
+    base = ClipShape(8, 64)
+    for epochs in range(2, 41):
+        for steps in ([0], [0, epochs - 1], [0, epochs // 2], [0, max(1, epochs // 3), max(2, 2 * epochs // 3)]):
+            if sorted(set(steps)) != steps or steps[-1] >= epochs:
+                continue
+            lrs = [0.1**k for k in range(len(steps))]
+            s = build_schedule(base=base, base_batch=8, epochs=epochs, stage_starts=steps, stage_lrs=lrs, policy=policy,
+                               long_cycle=LONG, short_cycle=SHORT, epoch_factor=1.5)
+            stages = [seg.lr_stage for seg in s.segments]
+            assert stages == sorted(stages) and set(stages) == set(range(len(steps))), (epochs, steps, stages)
+            assert s.segments[-1].shape == base and all(seg.epochs >= 1 for seg in s.segments)
+            assert list(s.stage_starts) == sorted(set(s.stage_starts))  # every stage at least one epoch
+            if policy == "step":  # the run ends at the final LR
+                assert s.lr_factor(s.total_epochs - 0.5) == pytest.approx(lrs[-1])
+            kept = [seg.shape for seg in s.segments if seg.lr_stage == 0]
+            assert len(set(kept)) + len(s.dropped_shapes) == 4  # a shape is run or reported dropped
+
+
+def test_a_recipe_too_short_for_the_long_cycle_drops_the_coarsest_shapes():
+    def demo(epochs, steps, factor=1.5):
+        return build_schedule(base=ClipShape(8, 64), base_batch=8, epochs=epochs, stage_starts=steps, stage_lrs=[1, 0.1],
+                              policy="step", long_cycle=LONG, short_cycle=SHORT, epoch_factor=factor)
+
+    # 4 epochs, stages [0, 3]: 6 multigrid epochs, one per long-cycle shape, then both fine-tuning halves
+    s = demo(4, [0, 3])
+    assert [(str(seg.shape), seg.epochs, seg.lr_stage) for seg in s.segments] == [
+        ("2x45²", 1, 0), ("4x45²", 1, 0), ("4x64²", 1, 0), ("8x64²", 1, 0), ("8x64²", 1, 0), ("8x64²", 1, 1)
+    ]
+    assert s.dropped_shapes == ()
+    # 3 epochs: 4 multigrid epochs hold 2 long-cycle shapes and the fine-tuning
+    s = demo(3, [0, 2])
+    assert [str(x) for x in s.dropped_shapes] == ["2x45²", "4x45²"]
+    assert [(str(seg.shape), seg.lr_stage) for seg in s.segments] == [
+        ("4x64²", 0), ("8x64²", 0), ("8x64²", 0), ("8x64²", 1)
+    ]
+    with pytest.raises(ConfigError, match="train.epochs"):
+        demo(2, [0, 1], factor=1.0)

@@ -7,7 +7,7 @@ a linear warm-up from a fraction of the LR (seed 000: 0.01×).
 
 The LR at a fractional epoch is::
 
-    lr(epoch) = scaled_lr(base, batch, reference) × warmup_factor(epoch, ...) × schedule.lr_factor(epoch)
+    lr(epoch) = scaled_lr(base, batch, reference) × schedule.lr_factor(epoch), warmed up (:func:`lr_at`)
 
 where ``schedule.lr_factor`` (``vidgrid.multigrid.schedule``) is the step/cosine policy times the
 multigrid long-cycle multiplier; :func:`set_lr` then applies each group's ``lr_mult``.
@@ -126,23 +126,26 @@ def scaled_lr(base_lr: float, batch: int, reference_batch: int) -> float:
     return base_lr * batch / reference_batch
 
 
-def warmup_factor(epoch: float, warmup_epochs: float, start_factor: float) -> float:
-    """Linear warm-up multiplier: ``start_factor`` at epoch 0 rising to 1 at ``warmup_epochs``."""
-    if warmup_epochs <= 0 or epoch >= warmup_epochs:
-        return 1.0
-    return start_factor + (1.0 - start_factor) * max(epoch, 0.0) / warmup_epochs
-
-
 def lr_at(
     epoch: float,
     *,
     base_lr: float,
-    warmup_epochs: float,
+    warmup_share: float,
     warmup_start_factor: float,
     lr_factor: Callable[[float], float],
+    progress: Callable[[float], float],
 ) -> float:
-    """The LR at a fractional epoch: scaled base LR × warm-up × policy (``schedule.lr_factor``)."""
-    return base_lr * warmup_factor(epoch, warmup_epochs, warmup_start_factor) * lr_factor(epoch)
+    """The LR at a fractional epoch: ``base_lr × lr_factor(epoch)``, reached by a linear warm-up
+    (Goyal et al.) from ``warmup_start_factor × base_lr`` over the first ``warmup_share`` of the
+    run's iterations (``progress``: the schedule's share of iterations done).
+
+    The warm-up starts at the recipe's own LR also under multigrid: it ramps to the long cycle's
+    scaled LR (8× at the coarsest shape) instead of starting 8× higher."""
+    scheduled = lr_factor(epoch)
+    done = progress(epoch)
+    if warmup_share <= 0 or done >= warmup_share:
+        return base_lr * scheduled
+    return base_lr * (warmup_start_factor + (scheduled - warmup_start_factor) * done / warmup_share)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -540,8 +540,9 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
         mixer=mixer_from_config(cfg.train, num_classes=train_ann.num_classes, multi_label=train_ann.multi_label,
                                 seed=cfg.train.seed * 1000 + env.rank),
         loss_fn=build_loss(train_ann.multi_label),
-        lr_at=partial(lr_at, base_lr=base_lr, warmup_epochs=cfg.schedule.warmup_epochs * schedule.epoch_scale,
-                      warmup_start_factor=cfg.schedule.warmup_start_factor, lr_factor=schedule.lr_factor),
+        lr_at=partial(lr_at, base_lr=base_lr, warmup_share=cfg.schedule.warmup_epochs / cfg.train.epochs,
+                      warmup_start_factor=cfg.schedule.warmup_start_factor, lr_factor=schedule.lr_factor,
+                      progress=schedule.progress),
         schedule=schedule, train_set=train_set, val_set=val_set, classes=list(train_ann.classes),
         multi_label=train_ann.multi_label, state=TrainState(), logger=None, stop=stop,
     )
@@ -596,6 +597,7 @@ def describe(run: Run, resumed: Path | None) -> str:
         f"{len(run.classes)} classes, {schedule.total_epochs} epochs "
         f"({'multigrid' if cfg.multigrid.enabled else 'baseline'}; epochs {shapes}), "
         f"{run.env.world_size} process(es) on {run.env.device}; run folder {run.out_dir}"
+        + (f"\nnote: {schedule.note}" if schedule.note else "")
     )
 
 

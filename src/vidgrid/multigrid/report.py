@@ -91,6 +91,7 @@ def schedule_report(
         },
         "baseline": {"epochs": baseline.total_epochs, "iterations": base_iterations},
         "iteration_reduction": base_iterations / iterations,
+        "note": schedule.note,
     }
 
 
@@ -119,6 +120,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"baseline:  {base['epochs']} epochs, {base['iterations']:,} iterations",
         f"iterations: {report['iteration_reduction']:.2f}x fewer than the baseline",
     ]
+    if report["note"]:
+        lines.append(f"note: {report['note']}")
     return "\n".join(lines)
 
 

@@ -22,10 +22,24 @@ Rules (§3.2):
 * **LR** — multiplied by the long-cycle batch factor only (linear scaling rule), never by the
   short cycle's.
 
+* **Short recipes** — every LR stage keeps at least one epoch, each long-cycle shape at least one
+  and the fine-tuning stage at least one at each of its LRs. When the recipe has too few epochs for
+  that, long-cycle shapes are dropped, coarsest first (``dropped_shapes`` says which), never an LR
+  stage and never the base shape.
+
 Variants: long cycle only, short cycle only (each stage stretched by ``epoch_factor``), and the
 cosine LR (Appendix A.1): with several stages in ``schedule.steps`` the long cycles follow them
 ("multi-cycle"); with the single stage ``[0]`` — step or cosine — one long cycle spans the whole run
 without fine-tuning ("single-cycle").
+
+**Progress is counted in iterations.** Under Eq. 1 every iteration costs about the same, so the share
+of iterations done is the share of the training done. The cosine and the warm-up follow it, as they
+do in a baseline run (where iterations and epochs are proportional). Counted in epochs instead, a
+multigrid run spends most of its iterations at less than a sixth of the peak LR: the long cycle's
+coarse epochs hold 4-10× fewer iterations than the base shape's, and the cosine has decayed by the
+time the run reaches the base shape, the weakness Appendix A.1 notes for the cosine ("relatively
+smaller LRs used in larger (later) shapes"). The step policy keeps its stages in epochs, since they
+define the long cycles.
 """
 
 from __future__ import annotations
@@ -101,10 +115,8 @@ class MultigridSchedule:
     """Relative LR of each stage (step policy)."""
     cosine_end: float
     """Final LR of the cosine as a fraction of the base LR (cosine policy)."""
-    epoch_scale: float
-    """Epochs of this schedule per baseline epoch (total / baseline epochs): the engine stretches
-    the warm-up by it like the LR stages, so multigrid warms up over the same share of training and
-    not over 1/8 of the iterations at 8× the LR."""
+    dropped_shapes: tuple[ClipShape, ...] = ()
+    """Long-cycle shapes left out because the recipe has too few epochs for all of them."""
 
     @property
     def total_epochs(self) -> int:
@@ -115,6 +127,14 @@ class MultigridSchedule:
         """Every clip shape the run trains on (for checking them against the model up front)."""
         return {shape for seg in self.segments for shape in seg.shapes}
 
+    @property
+    def note(self) -> str:
+        """One line saying which long-cycle shapes a too-short recipe left out ('' when none)."""
+        if not self.dropped_shapes:
+            return ""
+        shapes = ", ".join(str(shape) for shape in self.dropped_shapes)
+        return f"{self.total_epochs} epochs are too few for the whole long cycle: left out {shapes} (coarsest first)"
+
     def segment_at(self, epoch: float) -> Segment:
         """The segment that trains ``epoch`` (epochs past the end belong to the last segment)."""
         if epoch < 0:
@@ -122,15 +142,23 @@ class MultigridSchedule:
         ends = [seg.end_epoch for seg in self.segments]
         return self.segments[min(bisect.bisect_right(ends, epoch), len(ends) - 1)]
 
+    def progress(self, epoch: float) -> float:
+        """Share of the run's iterations done at fractional ``epoch``, in [0, 1] (epochs / total for a
+        baseline). An epoch of a segment holds ``len(steps) / sum(global_batches)`` iterations per clip
+        (:func:`epoch_plan` up to its last batch), so no dataset size is needed."""
+        rates = [len(seg.steps) / sum(seg.global_batches) for seg in self.segments]
+        done = sum(r * min(max(epoch - seg.start_epoch, 0.0), seg.epochs) for r, seg in zip(rates, self.segments))
+        return min(done / sum(r * seg.epochs for r, seg in zip(rates, self.segments)), 1.0)
+
     def lr_factor(self, epoch: float) -> float:
-        """LR at fractional ``epoch`` relative to the (linearly scaled) base LR: the step or cosine
-        policy × the long-cycle multiplier of the segment. Warm-up is not included (the engine's)."""
+        """LR at fractional ``epoch`` relative to the (linearly scaled) base LR: the step policy (by
+        epoch) or the cosine (by :meth:`progress`) × the long-cycle multiplier of the segment. Warm-up
+        is not included (the engine's, also by :meth:`progress`)."""
         if self.policy == "step":
             stage = bisect.bisect_right(self.stage_starts, epoch) - 1
             policy = self.stage_lrs[max(stage, 0)]
         else:
-            progress = min(max(epoch / self.total_epochs, 0.0), 1.0)
-            policy = self.cosine_end + (1 - self.cosine_end) * 0.5 * (1 + math.cos(math.pi * progress))
+            policy = self.cosine_end + (1 - self.cosine_end) * 0.5 * (1 + math.cos(math.pi * self.progress(epoch)))
         return policy * self.segment_at(epoch).lr_multiplier
 
     def iterations_per_epoch(self, segment: Segment, dataset_size: int) -> int:
@@ -234,15 +262,28 @@ def build_schedule(
 
     base_steps = steps_of(1.0, 1.0)
     total = max(1, math.floor(epoch_factor * epochs + 1e-9))
+    dropped: tuple[ClipShape, ...] = ()
     if not long_cycle:  # baseline or short cycle only: one segment, every stage stretched alike
-        scale = total / epochs
         segments = [_segment(0, total, base_steps, 0, base_batch)]
-        starts = [min(round(s * scale), total) for s in stage_starts]
+        counts = _whole_epochs([b - a for a, b in zip(stage_starts, [*stage_starts[1:], epochs])], [1] * len(stage_starts), total)
+        if counts is None:
+            raise ConfigError(f"'train.epochs' = {epochs}: too few for the {len(stage_starts)} LR stages of 'schedule.steps'")
+        starts = [sum(counts[:k]) for k in range(len(stage_starts))]
     else:
+        fine_tuning_halves = len(stage_starts) > 1 and policy == "step"
         cycle = [steps_of(t, s) for t, s in long_cycle]
-        segments = _long_cycle_segments(base_steps, cycle, stage_starts, epochs, total, base_batch)
+        for drop in range(len(cycle)):
+            built = _long_cycle_segments(base_steps, cycle[drop:], stage_starts, epochs, total, base_batch, fine_tuning_halves)
+            if built is not None:
+                segments, dropped = built, tuple(steps[-1].shape for steps in cycle[:drop])
+                break
+        else:
+            raise ConfigError(
+                f"'train.epochs' = {epochs}: too few for the {len(stage_starts)} LR stages of 'schedule.steps' "
+                f"under multigrid ({total} epochs)"
+            )
         starts = [next((s.start_epoch for s in segments if s.lr_stage >= k), total) for k in range(len(stage_starts))]
-        if len(stage_starts) > 1 and policy == "step":
+        if fine_tuning_halves:
             segments, starts = _split_fine_tuning(segments, starts)
     return MultigridSchedule(
         segments=tuple(s for s in segments if s.epochs > 0),
@@ -252,12 +293,28 @@ def build_schedule(
         stage_starts=tuple(starts),
         stage_lrs=tuple(stage_lrs),
         cosine_end=cosine_end,
-        epoch_scale=total / epochs,
+        dropped_shapes=dropped,
     )
 
 
 def _mean_batch(steps: Sequence[ShortCycleStep]) -> float:
     return sum(step.global_batch for step in steps) / len(steps)
+
+
+def _whole_epochs(lengths: Sequence[float], minimum: Sequence[int], total: int) -> list[int] | None:
+    """Whole epochs for pieces of relative ``lengths`` scaled to ``total``: the boundaries rounded
+    from the running sum, each piece held to its ``minimum``; None when ``total < sum(minimum)``."""
+    if total < sum(minimum):
+        return None
+    scale = total / sum(lengths)
+    ends: list[int] = []
+    done = 0.0
+    for i, (length, low) in enumerate(zip(lengths, minimum)):
+        done += length * scale
+        previous = ends[-1] if ends else 0
+        last = i == len(lengths) - 1
+        ends.append(total if last else min(max(round(done), previous + low), total - sum(minimum[i + 1 :])))
+    return [b - a for a, b in zip([0, *ends[:-1]], ends)]
 
 
 def _long_cycle_segments(
@@ -267,26 +324,29 @@ def _long_cycle_segments(
     epochs: int,
     total: int,
     base_batch: int,
-) -> list[Segment]:
+    fine_tuning_halves: bool,
+) -> list[Segment] | None:
     """One long cycle per LR stage but the last (equal iterations per shape: epochs ∝ mean batch),
     then the fine-tuning stage shortened by the same iteration saving; all scaled to ``total``
-    epochs and rounded to whole epochs. A single stage gets one cycle and no fine-tuning."""
+    epochs and rounded to whole epochs, at least one per piece (two for fine-tuning in halves).
+    A single stage gets one cycle and no fine-tuning. None when ``total`` is too short for that."""
     lengths = [b - a for a, b in zip(stage_starts, [*stage_starts[1:], epochs])]
     means = [_mean_batch(steps) for steps in cycle]
     pieces: list[tuple[float, tuple[ShortCycleStep, ...], int]] = []  # (epochs, steps, LR stage)
     for stage, length in enumerate(lengths[:-1] or lengths):
         pieces += [(length * m / sum(means), steps, stage) for m, steps in zip(means, cycle)]
+    minimum = [1] * len(pieces)
     if len(lengths) > 1:
         saving = sum(means) / len(means)  # iterations fall by the mean batch factor in the cycles
         pieces.append((lengths[-1] * _mean_batch(base_steps) / saving, base_steps, len(lengths) - 1))
-    scale = total / sum(p[0] for p in pieces)
+        minimum.append(2 if fine_tuning_halves else 1)
+    counts = _whole_epochs([p[0] for p in pieces], minimum, total)
+    if counts is None:
+        return None
     segments: list[Segment] = []
-    done = 0.0
-    for i, (length, steps, stage) in enumerate(pieces):
-        done += length * scale
+    for count, (_, steps, stage) in zip(counts, pieces):
         start = segments[-1].end_epoch if segments else 0
-        end = total if i == len(pieces) - 1 else min(max(round(done), start), total)
-        segments.append(_segment(start, end, steps, stage, base_batch))
+        segments.append(_segment(start, start + count, steps, stage, base_batch))
     return segments
 
 
