@@ -8,7 +8,8 @@ its budget stops starting measurements and is marked ``budget``):
    are compared with fp32 (relative L2 error within ``Settings.tolerance``).
 2. ``models``: per model (X3D-XS/S/M/L, SlowFast R50 8×8, MViTv2-S 16×4, MViTv2-B 32×3 at their
    default inputs) and per variant (``bench_models``' CUDA variants: ``eager`` = fp32, ``bf16``,
-   ``bf16+cl3d`` = bf16 + channels_last_3d, ``bf16+cl3d+compile`` = that + torch.compile): training clips/s, first-step time (the compile time in the compiled variant),
+   ``bf16+cl3d`` = bf16 + channels_last_3d, ``bf16+cl3d+compile`` = that + torch.compile): training
+   clips/s, first-step time (the compile time in the compiled variant),
    peak memory, MFU against 989 TFLOP/s dense bf16 (``gpu_results.PEAK_BF16_FLOPS``). The batch is the
    recipe's per-GPU batch (its global batch over an 8-GPU node), halved until it fits. PyTorchVideo's
    builders of the same architectures (X3D, SlowFast; it has no MViTv2) run beside them where it
@@ -98,38 +99,47 @@ class Settings:
     batch: int | None
     """Clips per training step; None = the recipe's per-GPU batch."""
     min_steps: int
+    """Timed steps per speed figure at least (after one warm-up step) ..."""
     max_steps: int
+    """... and at most, stopping after ``figure_s`` seconds."""
     figure_s: float
-    """Seconds of timed steps per speed figure (after ``min_steps``)."""
     check_batch: int
+    """Clips of the fixed batch of the bf16 training check."""
     check_steps: int
+    """SGD steps of the bf16 training check."""
     tolerance: float
     """Largest relative L2 error of bf16 eval logits against fp32: bf16 rounds each result to 2^-9
     (0.2%); through 50-100 layers the CPU rehearsal's X3D-S, SlowFast and MViTv2-S stay at 0.2-0.5%,
     so 5% leaves room for other GPU kernels while a layer computing in the wrong type shows."""
     precision: str
+    """``train.precision`` of the demo runs and the multigrid compile runs."""
     mg_rounds: int
+    """Passes over each multigrid cycle's shapes (the last one is the steady state)."""
     demo_epochs: int
+    """Baseline epochs of the demo runs (the recipe's LR stages scaled to them)."""
     demo_train_per_class: int
     workers: int
+    """DataLoader worker processes (demo and loader sections)."""
     loader_batch: int
     loader_seconds: float
+    """Seconds per loader figure, after the first batch."""
     total_s: float
     """The whole run's budget: sections after an overrun get proportionally less."""
     budgets: dict[str, float] = field(default_factory=dict)
+    """Planned seconds per section."""
 
 
 GPU = Settings(
-    device="cuda", compile_backend="inductor", compile_reserve=30.0, tiny=None, models=MODELS, batch=None, min_steps=2, max_steps=10,
-    figure_s=1.5, check_batch=8, check_steps=6, tolerance=0.05, precision="bf16", mg_rounds=3, demo_epochs=20,
-    demo_train_per_class=100, workers=15, loader_batch=32, loader_seconds=8.0, total_s=470,
-    budgets={"correctness": 40, "models": 220, "multigrid_compile": 70, "demo": 90, "loader": 40},
+    device="cuda", compile_backend="inductor", compile_reserve=30.0, tiny=None, models=MODELS, batch=None,
+    min_steps=2, max_steps=10, figure_s=1.5, check_batch=8, check_steps=6, tolerance=0.05, precision="bf16",
+    mg_rounds=3, demo_epochs=20, demo_train_per_class=100, workers=15, loader_batch=32, loader_seconds=8.0,
+    total_s=470, budgets={"correctness": 40, "models": 220, "multigrid_compile": 70, "demo": 90, "loader": 40},
 )
 DRY = Settings(
-    device="cpu", compile_backend="eager", compile_reserve=5.0, tiny=(4, 32), models=("x3d_s", "slowfast_r50_8x8", "mvitv2_s_16x4"),
-    batch=2, min_steps=1, max_steps=2, figure_s=0.2, check_batch=2, check_steps=4, tolerance=0.05, precision="fp32",
-    mg_rounds=2, demo_epochs=1, demo_train_per_class=2, workers=1, loader_batch=2, loader_seconds=1.0, total_s=110,
-    budgets={"correctness": 15, "models": 40, "multigrid_compile": 20, "demo": 20, "loader": 15},
+    device="cpu", compile_backend="eager", compile_reserve=5.0, tiny=(4, 32), models=CHECKED, batch=2,
+    min_steps=1, max_steps=2, figure_s=0.2, check_batch=2, check_steps=4, tolerance=0.05, precision="bf16",
+    mg_rounds=2, demo_epochs=1, demo_train_per_class=2, workers=1, loader_batch=2, loader_seconds=1.0,
+    total_s=110, budgets={"correctness": 15, "models": 40, "multigrid_compile": 20, "demo": 20, "loader": 15},
 )
 
 
