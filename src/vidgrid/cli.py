@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from vidgrid.errors import VidgridError
+from vidgrid.errors import VidgridError, disk_full, one_line
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     except VidgridError as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -112,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as coreutils do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit flush
         return 141
+    except OSError as e:  # a disk that fills up while writing logs or plots
+        if args.debug or disk_full(e) is None:
+            raise
+        print(f"error: {disk_full(e)}", file=sys.stderr)
+        return 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
