@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--out", default=None, help="run folder (default: runs/<recipe>-<time>)")
     p.add_argument("--resume", default=None, metavar="auto|CKPT", help="resume from the run folder's latest checkpoint or a file")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run, deleting its checkpoints and logs")
 
     p = sub.add_parser("eval", help="multi-view evaluation of a checkpoint")
     _config_args(p)
@@ -143,10 +144,13 @@ def _run(args: argparse.Namespace) -> int | None:
 
         return run_demo(Path(args.out))
     if cmd == "train":
-        from vidgrid.engine.trainer import exit_status, train
+        from vidgrid.engine.stopping import exit_status
+        from vidgrid.engine.trainer import train
 
+        if args.resume == "auto" and not args.out:
+            raise VidgridError("--resume auto: nothing to resume without --out (a new run folder would be made); give the run's --out")
         out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        return exit_status(train(cfg, out, resume=args.resume))
+        return exit_status(train(cfg, out, resume=args.resume, overwrite=args.overwrite))
     if cmd == "eval":
         from vidgrid.engine.evaluate import evaluate_checkpoint
 

@@ -27,10 +27,10 @@ with path and reason and :meth:`VideoClipDataset.skipped` lists them in the main
 the workers did the decoding. A video once found bad is not decoded again. The table's
 ``state_dict`` goes into checkpoints, so a resumed run still reports the videos skipped before.
 
-**A wrong data root or list stops the run early.** Once 16 videos have failed and fewer than one
-in ten of those tried decoded, the dataset raises one :class:`~vidgrid.errors.DataError` naming the
-first failed paths, instead of logging a warning per file (only the first three failures are
-logged while no video has decoded yet).
+**A wrong data root or list stops the run early.** Once 8 videos have failed and fewer than one in
+ten of those tried decoded, the dataset raises one :class:`~vidgrid.errors.DataError` naming the
+first failed paths, instead of logging a warning per file: failures are logged only once a video
+has decoded (those before it in one line).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ FAILURE_REASONS = ("", "missing file", "zero-length file", "cannot decode", "few
 """Failure code -> reason; 0 = not tried yet, -1 = decoded. Codes live in an int8 shared-memory tensor."""
 _TOO_SHORT = 4
 _DECODED = -1
-GIVE_UP_AFTER = 16
+GIVE_UP_AFTER = 8
 """Failed videos after which a dataset where fewer than 1 in 10 tried videos decoded stops the run."""
 
 
@@ -83,21 +83,29 @@ class _FailureTable:
         self.samples = samples
         self.codes = torch.zeros(len(samples), dtype=torch.int8).share_memory_()
         self.num_frames = torch.zeros(len(samples), dtype=torch.int32).share_memory_()  # 0 = not probed
+        self.seen = torch.zeros(2, dtype=torch.int64).share_memory_()  # videos found bad, decoded by this run
 
     def is_bad(self, index: int) -> bool:
         return bool(self.codes[index] > 0)
 
     def record_decoded(self, index: int) -> None:
+        """Mark sample ``index`` decoded; the first one logs the failures seen before it in one line."""
+        if self.codes[index] != 0:
+            return
         self.codes[index] = _DECODED
+        self.seen[1] += 1
+        if int(self.seen[1]) == 1 and int(self.seen[0]) > 0:
+            log.warning("skipping videos: %s", "; ".join(f"{path} ({reason})" for path, reason in self.skipped()))
 
     def record(self, index: int, code: int, detail: str) -> None:
-        """Mark sample ``index`` bad; the first process to see it logs path and reason. Raises a
-        :class:`DataError` when nearly every video tried failed (a wrong data root or list)."""
+        """Mark sample ``index`` bad; the first process to see it logs path and reason (once a video
+        has decoded). Raises a :class:`DataError` when nearly every video tried failed."""
         if self.codes[index] > 0:
             return
         self.codes[index] = code
-        bad, decoded = int((self.codes > 0).sum()), int((self.codes == _DECODED).sum())
-        if decoded or bad <= 3:
+        self.seen[0] += 1
+        bad, decoded = int(self.seen[0]), int(self.seen[1])
+        if decoded:
             log.warning("skipping video %s: %s", self.samples[index].path, detail)
         if bad >= GIVE_UP_AFTER and decoded * 10 < bad:
             first = ", ".join(path for path, _ in self.skipped()[:3])
