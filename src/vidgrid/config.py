@@ -79,7 +79,7 @@ class DataConfig:
     max_retries: int = 10
     """How many replacement samples are tried when a video cannot be decoded."""
     loader_timeout_s: float = 600.0
-    """Seconds one batch may take from the loader workers before a stalled read or decode is an error (0 = wait forever)."""
+    """Seconds training may wait for one batch before a stalled read or decode is an error (0 = wait forever)."""
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """The training process's DataLoaders: one factory, a bound on how long a batch may take, and
 workers that always end.
 
-A loader worker can stall for good (a hung network file system read, a decoder stuck on a file). A
-batch that takes longer than ``data.loader_timeout_s`` is then one :class:`~vidgrid.errors.DataError`
-naming that setting, instead of a run that hangs forever. On leaving :func:`loading` (finished,
+A loader worker can stall for good (a hung network file system read, a decoder stuck on a file, a
+stopped process). A batch that takes longer than ``data.loader_timeout_s`` is then one
+:class:`~vidgrid.errors.DataError` naming that setting, instead of a run that hangs forever. The
+bound is a SIGALRM timer around each wait rather than the DataLoader's own ``timeout``, which covers
+only the queue poll: a stopped worker can also hang the hand-over of a batch's shared memory. On leaving :func:`loading` (finished,
 stopped or failed) the workers are killed: they ignore SIGTERM (see :mod:`vidgrid.engine.stopping`)
 and a stalled one would never join, so an interpreter exit would wait on it forever.
 """
@@ -11,6 +13,7 @@ and a stalled one would never join, so an interpreter exit would wait on it fore
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -23,28 +26,45 @@ from vidgrid.errors import DataError
 
 
 def make_loader(
-    dataset: Dataset, *, workers: int, seed: int, timeout_s: float, batch_sampler: Iterable[Any] | None = None,
-    batch_size: int = 1, pin_memory: bool = False,
+    dataset: Dataset, *, workers: int, seed: int, batch_sampler: Iterable[Any] | None = None, batch_size: int = 1,
+    pin_memory: bool = False,
 ) -> DataLoader:
     """A DataLoader in order (``batch_sampler`` or plain batches of ``batch_size``) whose workers ignore
-    stop signals; ``timeout_s`` bounds the wait for one batch (0 = no bound; workers only)."""
+    stop signals."""
     # a private generator: creating the loader must not draw from the global RNG (exact resume)
     return DataLoader(
         dataset, batch_sampler=batch_sampler, batch_size=1 if batch_sampler is not None else batch_size,
         num_workers=workers, pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed),
-        worker_init_fn=ignore_stop_signals, timeout=timeout_s if workers else 0,
+        worker_init_fn=ignore_stop_signals,
     )
 
 
+class _Stalled(BaseException):
+    """Raised by the timer inside the wait; a BaseException, so no ``except Exception`` on the way (a
+    decoder's, in a worker-less loader) mistakes it for a broken video."""
+
+
+def _alarm(signum: int, frame: object) -> None:
+    raise _Stalled
+
+
 @contextlib.contextmanager
-def loading(loader: DataLoader, *, interruptible: StopRequest | None = None, until: StopRequest | None = None) -> Iterator[Iterator[Any]]:
-    """Iterate ``loader``; its workers are killed on leaving the block. ``interruptible``: a stop request
-    that arrives while waiting for a batch raises :class:`~vidgrid.engine.stopping.StopWhileWaiting`.
-    ``until``: the batches end early once a stop is requested (a validation that is abandoned)."""
+def loading(
+    loader: DataLoader, *, timeout_s: float, interruptible: StopRequest | None = None, until: StopRequest | None = None,
+) -> Iterator[Iterator[Any]]:
+    """Iterate ``loader``, waiting at most ``timeout_s`` for each batch (0 = for ever); its workers are
+    killed on leaving the block. ``interruptible``: a stop request that arrives while waiting for a
+    batch raises :class:`~vidgrid.engine.stopping.StopWhileWaiting`. ``until``: the batches end early
+    once a stop is requested (a validation that is abandoned)."""
     batches = iter(loader)
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    gen = _batches(batches, timeout_s, interruptible, until)
     try:
-        yield _batches(batches, loader.timeout, interruptible, until)
+        yield gen
     finally:
+        gen.close()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
         _end_workers(batches)
 
 
@@ -52,18 +72,18 @@ def _batches(batches: Iterator[Any], timeout_s: float, interruptible: StopReques
     while until is None or until.signal is None:
         if interruptible is not None:
             interruptible.waiting = True
+        signal.setitimer(signal.ITIMER_REAL, timeout_s)
         try:
             batch = next(batches)
         except StopIteration:
             return
-        except RuntimeError as e:
-            if "DataLoader timed out" not in str(e):
-                raise
+        except _Stalled:
             raise DataError(
-                f"no batch from the data loader's workers within {timeout_s:g} s: a read or decode stalled (a hung "
-                "network file system?); raise 'data.loader_timeout_s' if batches can legitimately take that long"
+                f"no batch from the data loader within {timeout_s:g} s: a read or decode stalled (a hung network "
+                "file system?); raise 'data.loader_timeout_s' if batches can legitimately take that long"
             ) from None
         finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
             if interruptible is not None:
                 interruptible.waiting = False
         yield batch

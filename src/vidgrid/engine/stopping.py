@@ -8,6 +8,7 @@ which forwards the signal again; a terminal sends SIGINT to the whole process gr
 - a repeated SIGTERM, and any signal within :data:`REPEAT_WINDOW_S` of the first (the same request
   delivered twice), is ignored: it must not kill a process that is writing its checkpoint;
 - a later SIGINT is a deliberate second Ctrl-C and interrupts at once (no checkpoint);
+- once a run has stopped, SIGTERM stays ignored until the process exits;
 - while a single-process run waits for its loader (a stalled read or decode), the request raises
   :class:`StopWhileWaiting`, so the loop can write the checkpoint of the last completed iteration
   instead of waiting on data that may never come. (In a multi-process run the peers may be inside a
@@ -30,8 +31,9 @@ REPEAT_WINDOW_S = 2.0
 """Signals this soon after the first are the same stop request delivered twice (torchrun forwarding)."""
 
 
-class StopWhileWaiting(Exception):
-    """A stop request arrived while the training process was waiting for its data loader."""
+class StopWhileWaiting(BaseException):
+    """A stop request arrived while the training process was waiting for its data loader (a
+    BaseException, like KeyboardInterrupt: no ``except Exception`` on the way may swallow it)."""
 
 
 def ignore_stop_signals(worker_id: int) -> None:
@@ -71,6 +73,8 @@ class StopRequest:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+            if self.signal is not None:  # stopped: a late duplicate must not turn the exit status 143 into a kill
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def exit_status(summary: dict) -> int:

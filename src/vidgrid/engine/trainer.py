@@ -267,7 +267,7 @@ def fit(run: Run) -> dict[str, Any]:
         samplers[0].load_state_dict(run.resume_sampler)
         run.resume_sampler = None
     chain = EpochChain(samplers)
-    with loading(train_loader(run, chain), interruptible=interruptible(run)) as loaded:
+    with loading(train_loader(run, chain), timeout_s=cfg.data.loader_timeout_s, interruptible=interruptible(run)) as loaded:
         for sampler, batches in zip(samplers, chain.lengths):
             epoch = sampler.epoch
             # switch multigrid segment: the sampler's shapes and the BN groups follow it
@@ -315,7 +315,7 @@ def train_loader(run: Run, batches: Iterable[list[tuple[int, ClipShape, int]]]) 
     or precise BN's fixed list)."""
     return make_loader(
         run.train_set, batch_sampler=batches, workers=run.cfg.data.workers, seed=run.cfg.train.seed,
-        timeout_s=run.cfg.data.loader_timeout_s, pin_memory=run.env.device.type == "cuda",
+        pin_memory=run.env.device.type == "cuda",
     )
 
 
@@ -347,7 +347,7 @@ def precise_bn(run: Run, progress: Progress | None) -> None:
     rng = rng_state()
     # the groups of the last segment, which trains at the base shape; the next epoch sets its own again
     set_bn_groups(run.model, bn_groups(run.schedule.segments[-1], processes=env.world_size, bn_base_size=cfg.multigrid.bn_base_size))
-    with run.autocast, loading(train_loader(run, batches)) as loaded:
+    with run.autocast, loading(train_loader(run, batches), timeout_s=cfg.data.loader_timeout_s) as loaded:
         used = recompute_bn_statistics(run.model, (model_input(run, clips) for clips, _, _ in loaded))
     set_rng_state(rng)
     if progress is not None:
@@ -360,10 +360,9 @@ def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> di
     process abandoned it."""
     env, cfg = run.env, run.cfg
     shard = Subset(run.val_set, range(env.rank, len(run.val_set), env.world_size))
-    loader = make_loader(shard, batch_size=cfg.eval.batch_size, workers=cfg.data.workers, seed=cfg.train.seed,
-                         timeout_s=cfg.data.loader_timeout_s)
+    loader = make_loader(shard, batch_size=cfg.eval.batch_size, workers=cfg.data.workers, seed=cfg.train.seed)
     try:
-        with loading(loader, interruptible=interruptible(run), until=run.stop) as batches:
+        with loading(loader, timeout_s=cfg.data.loader_timeout_s, interruptible=interruptible(run), until=run.stop) as batches:
             mine = collect_scores(
                 run.model, batches, device=env.device, mean=cfg.data.mean, std=cfg.data.std, multi_label=run.multi_label,
                 autocast_dtype=AUTOCAST[cfg.train.precision],
