@@ -138,3 +138,25 @@ def test_the_resume_hint_of_a_multi_process_run_is_a_torchrun_command(monkeypatc
     assert resume_command(config, out, world_size=2) == "torchrun --nproc-per-node 2 -m vidgrid train run/config.yaml --out run --resume auto"
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     assert resume_command(config, out, world_size=8).startswith("torchrun --nnodes 2 --nproc-per-node 4 -m vidgrid train")
+
+
+@pytest.mark.slow
+def test_sigterm_to_torchrun_and_every_rank_checkpoints_and_hints_torchrun(tiny_config, tmp_path):
+    from test_distributed import free_port
+    from vidgrid.config import save_config
+
+    cfg = tiny_config("multigrid.enabled=false", "train.batch_size=4", "train.epochs=50", "train.eval_every=0",
+                      "train.checkpoint_every=2")
+    save_config(cfg, tmp_path / "config.yaml")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
+           "-m", "vidgrid", "train", str(tmp_path / "config.yaml"), "--out", str(tmp_path / "run"), "--resume", "auto"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    wait_for_checkpoint(proc, tmp_path / "run" / "checkpoints", 2)
+    os.killpg(proc.pid, signal.SIGTERM)  # as SLURM does: torchrun and every rank; torchrun forwards it again
+    stderr = finish(proc, timeout_s=90)
+    assert "SIGTERM: stopped at epoch" in stderr, stderr
+    assert "exitcode  : -15" not in stderr, stderr  # no rank was killed by the repeated signal
+    assert f"resume with: torchrun --nproc-per-node 2 -m vidgrid train {tmp_path / 'run' / 'config.yaml'}" in stderr
+    stopped = int(stderr.split("SIGTERM: stopped at epoch")[1].split("iteration ")[1].split(";")[0])
+    assert load_checkpoint(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])["iteration"] == stopped

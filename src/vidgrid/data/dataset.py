@@ -24,8 +24,9 @@ than the base clip length T is replaced by another random sample of the same sha
 ``max_retries`` times (then :class:`~vidgrid.errors.DataError`). Failures go into a shared-memory
 table of codes per sample (created before the DataLoader forks its workers), so each is logged once
 with path and reason and :meth:`VideoClipDataset.skipped` lists them in the main process even when
-the workers did the decoding. A video once found bad is not decoded again. The table's
-``state_dict`` goes into checkpoints, so a resumed run still reports the videos skipped before.
+the workers did the decoding. A video once found bad is not decoded again. The trainer puts the
+:meth:`~VideoClipDataset.skipped` list into its checkpoints and hands it back with
+:meth:`~VideoClipDataset.mark_skipped`, so a resumed run still reports the videos skipped before.
 
 **A wrong data root or list stops the run early.** Once 8 videos have failed and fewer than one in
 ten of those tried decoded, the dataset raises one :class:`~vidgrid.errors.DataError` naming the

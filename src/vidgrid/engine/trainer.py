@@ -15,8 +15,8 @@ dataset draws its augmentation from (seed, epoch, index), whatever the number of
 
 SIGTERM / SIGINT finish the current iteration (or abandon a validation), write a checkpoint and return
 (:mod:`vidgrid.engine.stopping`); a NaN or infinite loss stops the run before its step. The videos
-skipped as broken go into the checkpoints and are gathered from every process for the summary. On CPU the training process uses
-the cores its loader workers leave free (unless ``OMP_NUM_THREADS`` is set): more OpenMP threads than
+skipped as broken go into the checkpoints and are gathered from every process for the summary. On
+CPU the training process uses the cores its loader workers leave free (unless ``OMP_NUM_THREADS`` is set): more OpenMP threads than
 free cores make every step wait on descheduled threads.
 """
 
