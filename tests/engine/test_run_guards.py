@@ -143,6 +143,7 @@ def test_a_full_disk_stops_the_run_with_one_line_naming_the_previous_checkpoint(
     assert load_checkpoint(folder / "ckpt-000000001.pt")["iteration"] == 1
 
 
+@pytest.mark.slow
 def test_temporaries_of_killed_writes_are_removed_at_the_next_start(tiny_config, tmp_path):
     from vidgrid.engine.trainer import train
 
@@ -220,6 +221,7 @@ def test_predict_reports_an_image_and_a_too_short_video(capsys, tiny_checkpoint,
     assert str(video) in out
 
 
+@pytest.mark.slow
 def test_a_raw_pickle_checkpoint_is_refused_in_one_line(tmp_path):
     with open(tmp_path / "raw.pt", "wb") as f:
         pickle.dump({"model": {}, "config": {}}, f)

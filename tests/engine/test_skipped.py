@@ -34,6 +34,7 @@ def broken_lists(synthetic_data, tmp_path) -> tuple[Path, Path, list[list[str]]]
     return train_list, val_list, expected
 
 
+@pytest.mark.slow
 def test_a_resumed_run_reports_the_videos_skipped_before_the_stop(tiny_config, broken_lists, tmp_path):
     train_list, val_list, expected = broken_lists
     cfg = tiny_config(f"data.train_list={train_list}", f"data.val_list={val_list}", "multigrid.enabled=false",
