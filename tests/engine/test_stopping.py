@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,18 @@ def start(argv: list[str], tmp_path: Path, *, stalling: str = "") -> subprocess.
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen]]:
+    """Child runs to kill with their whole session (stalled loader workers included) after the test."""
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def finish(proc: subprocess.Popen, timeout_s: float = 60) -> str:
     try:
         return proc.communicate(timeout=timeout_s)[1]
@@ -72,8 +85,9 @@ def train_argv(tiny_args, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_repeated_sigterm_does_not_abort_the_stop_checkpoint(train_argv, tmp_path):
+def test_a_repeated_sigterm_does_not_abort_the_stop_checkpoint(train_argv, tmp_path, started):
     proc = start(train_argv("train.epochs=50", "train.eval_every=0", "train.checkpoint_every=2"), tmp_path)
+    started.append(proc)
     wait_for_checkpoint(proc, tmp_path / "run" / "checkpoints", 2)
     os.killpg(proc.pid, signal.SIGTERM)
     time.sleep(0.3)
@@ -86,20 +100,22 @@ def test_a_repeated_sigterm_does_not_abort_the_stop_checkpoint(train_argv, tmp_p
 
 
 @pytest.mark.slow
-def test_a_stalled_loader_worker_ends_with_one_line_after_the_loader_timeout(train_argv, tmp_path):
-    started = time.monotonic()
+def test_a_stalled_loader_worker_ends_with_one_line_after_the_loader_timeout(train_argv, tmp_path, started):
+    began = time.monotonic()
     proc = start(train_argv("data.workers=1", "data.loader_timeout_s=3", "train.checkpoint_every=1"), tmp_path, stalling="sigstop")
+    started.append(proc)
     stderr = finish(proc)
     assert proc.returncode == 2, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "within 3 s" in errors[0] and "'data.loader_timeout_s'" in errors[0], stderr
-    assert "Traceback" not in stderr and time.monotonic() - started < 60
+    assert "Traceback" not in stderr and time.monotonic() - began < 60
     assert list_checkpoints(tmp_path / "run" / "checkpoints")  # the iterations before the stall are kept
 
 
 @pytest.mark.slow
-def test_sigterm_while_waiting_on_a_stalled_worker_writes_the_last_iterations_checkpoint(train_argv, tmp_path):
+def test_sigterm_while_waiting_on_a_stalled_worker_writes_the_last_iterations_checkpoint(train_argv, tmp_path, started):
     proc = start(train_argv("data.workers=1", "train.checkpoint_every=1"), tmp_path, stalling="read")
+    started.append(proc)
     wait_for_checkpoint(proc, tmp_path / "run" / "checkpoints", 2)
     time.sleep(1.5)  # the third batch never comes
     os.killpg(proc.pid, signal.SIGTERM)
@@ -141,7 +157,7 @@ def test_the_resume_hint_of_a_multi_process_run_is_a_torchrun_command(monkeypatc
 
 
 @pytest.mark.slow
-def test_sigterm_to_torchrun_and_every_rank_checkpoints_and_hints_torchrun(tiny_config, tmp_path):
+def test_sigterm_to_torchrun_and_every_rank_checkpoints_and_hints_torchrun(tiny_config, tmp_path, started):
     from test_distributed import free_port
     from vidgrid.config import save_config
 
@@ -152,6 +168,7 @@ def test_sigterm_to_torchrun_and_every_rank_checkpoints_and_hints_torchrun(tiny_
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
            "-m", "vidgrid", "train", str(tmp_path / "config.yaml"), "--out", str(tmp_path / "run"), "--resume", "auto"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    started.append(proc)
     wait_for_checkpoint(proc, tmp_path / "run" / "checkpoints", 2)
     os.killpg(proc.pid, signal.SIGTERM)  # as SLURM does: torchrun and every rank; torchrun forwards it again
     stderr = finish(proc, timeout_s=90)
