@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from vidgrid.errors import VidgridError
+from vidgrid.errors import VidgridError, disk_full, one_line
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--out", default=None, help="run folder (default: runs/<recipe>-<time>)")
     p.add_argument("--resume", default=None, metavar="auto|CKPT", help="resume from the run folder's latest checkpoint or a file")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run, deleting its checkpoints and logs")
 
     p = sub.add_parser("eval", help="multi-view evaluation of a checkpoint")
     _config_args(p)
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     except VidgridError as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -118,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as coreutils do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit flush
         return 141
+    except OSError as e:  # a disk that fills up while writing logs or plots
+        if args.debug or disk_full(e) is None:
+            raise
+        print(f"error: {disk_full(e)}", file=sys.stderr)
+        return 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -144,10 +150,13 @@ def _run(args: argparse.Namespace) -> int | None:
 
         return run_demo(Path(args.out))
     if cmd == "train":
-        from vidgrid.engine.trainer import exit_status, train
+        from vidgrid.engine.stopping import exit_status
+        from vidgrid.engine.trainer import train
 
+        if args.resume == "auto" and not args.out:
+            raise VidgridError("--resume auto: nothing to resume without --out (a new run folder would be made); give the run's --out")
         out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        return exit_status(train(cfg, out, resume=args.resume))
+        return exit_status(train(cfg, out, resume=args.resume, overwrite=args.overwrite))
     if cmd == "eval":
         from vidgrid.engine.evaluate import evaluate_checkpoint
 

@@ -15,6 +15,7 @@ Derived values (the LR at a step, the multigrid segment at an epoch) come from p
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import types
@@ -77,6 +78,8 @@ class DataConfig:
     """DataLoader worker processes per training process."""
     max_retries: int = 10
     """How many replacement samples are tried when a video cannot be decoded."""
+    loader_timeout_s: float = 600.0
+    """Seconds training may wait for one batch before a stalled read or decode is an error (0 = wait forever)."""
 
 
 @dataclass
@@ -350,14 +353,17 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
             return value
         raise bad
     if hint is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise bad
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as a string
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is None:
+            raise bad
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: '{key}' = {value!r}: expected a finite number")
+        return number
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -386,6 +392,7 @@ def validate(cfg: Config) -> None:
         (all(s > 0 for s in cfg.data.std), "data.std", "positive values"),
         (cfg.data.workers >= 0, "data.workers", "an integer >= 0"),
         (cfg.data.max_retries >= 0, "data.max_retries", "an integer >= 0"),
+        (cfg.data.loader_timeout_s >= 0, "data.loader_timeout_s", "a number >= 0 (0 = wait forever)"),
         (0 <= cfg.data.rand_augment_magnitude <= 10, "data.rand_augment_magnitude", "an integer in 0..10"),
         (cfg.model.num_classes >= 0, "model.num_classes", "an integer >= 0 (0 = from the annotations)"),
         (cfg.model.dropout is None or 0 <= cfg.model.dropout < 1, "model.dropout", "a number in [0, 1)"),
@@ -396,12 +403,12 @@ def validate(cfg: Config) -> None:
         (0 <= cfg.optim.momentum < 1, "optim.momentum", "a number in [0, 1)"),
         (cfg.optim.backbone_lr_mult >= 0, "optim.backbone_lr_mult", "a number >= 0"),
         (cfg.optim.clip_grad_norm >= 0, "optim.clip_grad_norm", "a number >= 0 (0 = off)"),
+        (cfg.train.epochs >= 1, "train.epochs", "an integer >= 1"),
         (cfg.schedule.steps[:1] == [0], "schedule.steps", "stage start epochs beginning with 0"),
         (cfg.schedule.steps == sorted(set(cfg.schedule.steps)), "schedule.steps", "strictly increasing epochs"),
         (len(cfg.schedule.lrs) == len(cfg.schedule.steps), "schedule.lrs", "one relative LR per schedule.steps entry"),
         (all(s < cfg.train.epochs for s in cfg.schedule.steps), "schedule.steps", "stage starts below train.epochs"),
         (cfg.schedule.warmup_epochs >= 0, "schedule.warmup_epochs", "a number >= 0"),
-        (cfg.train.epochs >= 1, "train.epochs", "an integer >= 1"),
         (cfg.train.batch_size >= 1, "train.batch_size", "an integer >= 1"),
         (cfg.train.mixup_alpha >= 0 and cfg.train.cutmix_alpha >= 0, "train.mixup_alpha", "alphas >= 0"),
         (0 <= cfg.train.label_smoothing < 1, "train.label_smoothing", "a number in [0, 1)"),

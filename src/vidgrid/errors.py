@@ -6,6 +6,26 @@ what was expected. The CLI prints it as ``error: <message>`` and exits with code
 shows the traceback instead.
 """
 
+import errno
+
+
+def one_line(error: BaseException) -> str:
+    """The user-facing line of ``error``: a DataLoader worker's error arrives re-raised with "Caught X
+    in DataLoader worker process N" and the worker's traceback in its message; only the original
+    message, the traceback's last line, is kept."""
+    text = str(error)
+    if "\nOriginal Traceback (most recent call last):" in text:
+        last = text.rstrip().splitlines()[-1]  # "vidgrid.errors.DataError: <message>"
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
+def disk_full(error: OSError) -> str | None:
+    """``PATH: no space left on device`` for a full disk (or quota), None for any other OSError."""
+    if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    return f"{error.filename or 'writing a file'}: no space left on device"
+
 
 class VidgridError(Exception):
     """A problem with user input, reported as one line (exit code 2)."""

@@ -51,7 +51,7 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(CheckpointError, match="ckpt-000000001.pt: cannot write the checkpoint"):
         save_atomic(_state(2), path)
     monkeypatch.undo()
     assert load_checkpoint(path)["iteration"] == 1

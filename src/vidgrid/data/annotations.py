@@ -99,7 +99,7 @@ def detect_format(source: Path) -> Format:
     if source.suffix.lower() == ".json":
         return "ssv2"
     if source.suffix.lower() == ".csv":
-        with open(source, newline="", encoding="utf-8", errors="replace") as f:
+        with open(source, newline="", encoding="utf-8-sig", errors="replace") as f:
             header = f.readline().strip().lower().split(",")
         if "actions" in header and "id" in header:
             return "charades"
@@ -111,9 +111,10 @@ def _optional(path: Path) -> Path | None:
 
 
 def _read_text(path: Path) -> str:
-    """A UTF-8 text file's content; other encodings are a :class:`DataError`."""
+    """A UTF-8 text file's content without a byte-order mark (spreadsheet exports start with one, which
+    would glue itself to the first path); other encodings are a :class:`DataError`."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
         raise DataError(f"{path}: line {line}: expected UTF-8 text ({e.reason})") from None

@@ -24,7 +24,14 @@ than the base clip length T is replaced by another random sample of the same sha
 ``max_retries`` times (then :class:`~vidgrid.errors.DataError`). Failures go into a shared-memory
 table of codes per sample (created before the DataLoader forks its workers), so each is logged once
 with path and reason and :meth:`VideoClipDataset.skipped` lists them in the main process even when
-the workers did the decoding. A video once found bad is not decoded again.
+the workers did the decoding. A video once found bad is not decoded again. The trainer puts the
+:meth:`~VideoClipDataset.skipped` list into its checkpoints and hands it back with
+:meth:`~VideoClipDataset.mark_skipped`, so a resumed run still reports the videos skipped before.
+
+**A wrong data root or list stops the run early.** Once 8 videos have failed and fewer than one in
+ten of those tried decoded, the dataset raises one :class:`~vidgrid.errors.DataError` naming the
+first failed paths, instead of logging a warning per file: failures are logged only once a video
+has decoded (those before it in one line).
 """
 
 from __future__ import annotations
@@ -49,8 +56,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FAILURE_REASONS = ("", "missing file", "zero-length file", "cannot decode", "fewer frames than the base clip")
-"""Failure code -> reason; 0 = no failure seen. Codes live in an int8 shared-memory tensor."""
+"""Failure code -> reason; 0 = not tried yet, -1 = decoded. Codes live in an int8 shared-memory tensor."""
 _TOO_SHORT = 4
+_DECODED = -1
+GIVE_UP_AFTER = 8
+"""Failed videos after which a dataset where fewer than 1 in 10 tried videos decoded stops the run."""
 
 
 def _failure_code(error: DecodeError) -> int:
@@ -74,15 +84,36 @@ class _FailureTable:
         self.samples = samples
         self.codes = torch.zeros(len(samples), dtype=torch.int8).share_memory_()
         self.num_frames = torch.zeros(len(samples), dtype=torch.int32).share_memory_()  # 0 = not probed
+        self.seen = torch.zeros(2, dtype=torch.int64).share_memory_()  # videos found bad, decoded by this run
 
     def is_bad(self, index: int) -> bool:
-        return bool(self.codes[index] != 0)
+        return bool(self.codes[index] > 0)
+
+    def record_decoded(self, index: int) -> None:
+        """Mark sample ``index`` decoded; the first one logs the failures seen before it in one line."""
+        if self.codes[index] != 0:
+            return
+        self.codes[index] = _DECODED
+        self.seen[1] += 1
+        if int(self.seen[1]) == 1 and int(self.seen[0]) > 0:
+            log.warning("skipping videos: %s", "; ".join(f"{path} ({reason})" for path, reason in self.skipped()))
 
     def record(self, index: int, code: int, detail: str) -> None:
-        """Mark sample ``index`` bad; the first process to see it logs path and reason."""
-        if self.codes[index] == 0:
-            self.codes[index] = code
+        """Mark sample ``index`` bad; the first process to see it logs path and reason (once a video
+        has decoded). Raises a :class:`DataError` when nearly every video tried failed."""
+        if self.codes[index] > 0:
+            return
+        self.codes[index] = code
+        self.seen[0] += 1
+        bad, decoded = int(self.seen[0]), int(self.seen[1])
+        if decoded:
             log.warning("skipping video %s: %s", self.samples[index].path, detail)
+        if bad >= GIVE_UP_AFTER and decoded * 10 < bad:
+            first = ", ".join(path for path, _ in self.skipped()[:3])
+            raise DataError(
+                f"{bad} of {bad + decoded} videos tried failed ({FAILURE_REASONS[code]}: {first}, ...): the data root "
+                f"('data.root') or the annotation list is probably wrong"
+            )
 
     def frame_count(self, index: int) -> int:
         """The video's frame count, probed once and cached for every worker (raises DecodeError)."""
@@ -93,8 +124,15 @@ class _FailureTable:
         return count
 
     def skipped(self) -> list[tuple[str, str]]:
-        bad = torch.nonzero(self.codes).flatten().tolist()
+        bad = torch.nonzero(self.codes > 0).flatten().tolist()
         return [(str(self.samples[i].path), FAILURE_REASONS[int(self.codes[i])]) for i in bad]
+
+    def mark_skipped(self, skipped: Sequence[Sequence[str]]) -> None:
+        """Mark the ``(path, reason)`` pairs of :meth:`skipped` (of any run on these samples) as bad."""
+        where = {str(sample.path): i for i, sample in enumerate(self.samples)}
+        for path, reason in skipped:
+            if path in where and self.codes[where[path]] <= 0:
+                self.codes[where[path]] = FAILURE_REASONS.index(reason) if reason in FAILURE_REASONS[1:] else 3
 
 
 class _TooShort(Exception):
@@ -155,6 +193,10 @@ class VideoClipDataset(Dataset):
         """``(path, reason)`` of every video found bad so far, by this process or its workers."""
         return self._failures.skipped()
 
+    def mark_skipped(self, skipped: Sequence[Sequence[str]]) -> None:
+        """Take over the ``(path, reason)`` list of :meth:`skipped` of an earlier run (a resume)."""
+        self._failures.mark_skipped(skipped)
+
     def __getitem__(self, item: tuple[int, ClipShape] | tuple[int, ClipShape, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
         index, shape, *named = item
         epoch = named[0] if named else int(self._epoch[0])
@@ -173,6 +215,7 @@ class VideoClipDataset(Dataset):
             except _TooShort as e:
                 self._failures.record(candidate, _TOO_SHORT, str(e))
                 continue
+            self._failures.record_decoded(candidate)
             sample = self.annotations.samples[candidate]
             return clip, make_target(sample, self.annotations.num_classes, self.annotations.multi_label), candidate
         raise DataError(
@@ -206,8 +249,9 @@ class VideoTestDataset(Dataset):
     """Multi-view test clips: ``dataset[index] -> (uint8 (V, 3, T, s, s), target, index)``, V = clips × crops.
 
     Each video is decoded once (the union of all views' frames), its short side resized to
-    ``short_side``, and every view cut from those frames. A broken video gives all-zero views and
-    index -1 (the evaluator leaves it out); it is logged once and listed by :meth:`skipped`.
+    ``short_side``, and every view cut from those frames. A broken video, or one with fewer frames
+    than a clip's ``frames`` (as in training), gives all-zero views and index -1 (the evaluator
+    leaves it out); it is logged once and listed by :meth:`skipped`.
     """
 
     def __init__(
@@ -245,6 +289,10 @@ class VideoTestDataset(Dataset):
         """``(path, reason)`` of every video that could not be decoded, by this process or its workers."""
         return self._failures.skipped()
 
+    def mark_skipped(self, skipped: Sequence[Sequence[str]]) -> None:
+        """Take over the ``(path, reason)`` list of :meth:`skipped` of an earlier run (a resume)."""
+        self._failures.mark_skipped(skipped)
+
     def view_indices(self, num_frames: int) -> list[list[int]]:
         """Frame indices of the K temporal clips of a ``num_frames`` video."""
         if self.temporal_sampling == "segment":
@@ -254,11 +302,19 @@ class VideoTestDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         sample = self.annotations.samples[index]
         target = make_target(sample, self.annotations.num_classes, self.annotations.multi_label)
+        empty = torch.zeros(self.num_views, 3, self.frames, self.crop, self.crop, dtype=torch.uint8)
+        if self._failures.is_bad(index):
+            return empty, target, -1
         try:
-            views = self._views(sample.path, self._failures.frame_count(index))
+            num_frames = self._failures.frame_count(index)
+            if num_frames < self.frames:
+                self._failures.record(index, _TOO_SHORT, f"{num_frames} frames, fewer than the clip's {self.frames}")
+                return empty, target, -1
+            views = self._views(sample.path, num_frames)
         except DecodeError as e:
             self._failures.record(index, _failure_code(e), e.reason)
-            return torch.zeros(self.num_views, 3, self.frames, self.crop, self.crop, dtype=torch.uint8), target, -1
+            return empty, target, -1
+        self._failures.record_decoded(index)
         return views, target, index
 
     def _views(self, path, num_frames: int) -> torch.Tensor:

@@ -1,6 +1,11 @@
 """Fast clip decoding with PyAV: seek to the key frame before the first wanted frame, decode forward,
 stop after the last one (issue 2, part 3).
 
+Every frame comes out at the stream's first frame size: a stream whose resolution changes midway
+(MPEG-TS or HLS segments of different sizes joined) has its other frames rescaled to it, so a clip
+always stacks. Any failure while reading one file (FFmpeg's or anything else) is that file's
+:class:`DecodeError`, never an exception of another kind.
+
 A frame index ``i`` means the frame on screen at time ``start + i / fps`` of the video stream, where
 ``fps`` is the stream's average rate and times go through the stream's time base. For a constant
 frame rate this is simply the i-th frame; for a variable frame rate it is the frame shown at that
@@ -34,12 +39,12 @@ _RGB: dict[int, VideoReformatter] = {}
 because a context inherited through ``fork`` (DataLoader workers) may hold threads that did not survive."""
 
 
-def _rgb(frame: av.VideoFrame) -> np.ndarray:
-    """uint8 (H, W, 3) RGB pixels of a decoded frame."""
+def _rgb(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (H, W, 3) RGB pixels of a decoded frame, rescaled to ``size`` = (W, H) if it differs."""
     converter = _RGB.get(os.getpid())
     if converter is None:
         converter = _RGB[os.getpid()] = VideoReformatter()
-    return converter.reformat(frame, format="rgb24").to_ndarray()
+    return converter.reformat(frame, format="rgb24", width=size[0], height=size[1]).to_ndarray()
 
 
 class DecodeError(VidgridError):
@@ -80,6 +85,9 @@ def _open(path: Path) -> av.container.InputContainer:
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as e:
         raise DecodeError(path, f"not a readable video container ({_ffmpeg_reason(e)})") from None
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+        container.close()
+        raise DecodeError(path, f"not a video (a still image, {container.format.name.removesuffix('_pipe')})")
     if not container.streams.video:
         container.close()
         raise DecodeError(path, "no video stream")
@@ -182,9 +190,14 @@ def decode_frames(path: str | Path, indices: Sequence[int], *, threads: int = 0)
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.thread_count = threads
-        found = _decode_sorted(path, container, stream, wanted)
+        size = (stream.codec_context.width, stream.codec_context.height)  # the first frame's, from the header
+        found = _decode_sorted(path, container, stream, wanted, size)
     except av.FFmpegError as e:
         raise DecodeError(path, f"decoding failed ({_ffmpeg_reason(e)})") from None
+    except DecodeError:
+        raise
+    except Exception as e:  # a file that breaks PyAV or the converter in another way is still only this file's failure
+        raise DecodeError(path, f"decoding failed ({type(e).__name__}: {e})") from None
     finally:
         container.close()
     by_index = dict(zip(wanted, found))
@@ -192,9 +205,10 @@ def decode_frames(path: str | Path, indices: Sequence[int], *, threads: int = 0)
 
 
 def _decode_sorted(
-    path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream, wanted: list[int]
+    path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream, wanted: list[int],
+    size: tuple[int, int],
 ) -> list[np.ndarray]:
-    """RGB arrays of the sorted, unique ``wanted`` indices (see the module docstring for their meaning)."""
+    """RGB arrays of the sorted, unique ``wanted`` indices at ``size`` = (W, H) (see the module docstring)."""
     time_base = stream.time_base
     start = stream.start_time or 0
     period = 1 / (_stream_fps(path, stream) * time_base)  # one frame period in pts units (a Fraction)
@@ -219,7 +233,7 @@ def _decode_sorted(
         while len(found) < len(wanted) and pts > limits[len(found)]:
             # the frame before this one is the one on screen at wanted[len(found)]; a stream that
             # starts after the wanted time answers with its first frame
-            found.append(_rgb(frame if previous is None else previous))
+            found.append(_rgb(frame if previous is None else previous, size))
         if len(found) == len(wanted):
             return found
         previous = frame
@@ -229,6 +243,6 @@ def _decode_sorted(
             seconds = float((last_pts - start) * time_base)
             reason = f"video ends at {seconds:.2f}s, before frame {index} (truncated or shorter than its header says)"
             raise DecodeError(path, reason)
-        found.append(_rgb(previous))
+        found.append(_rgb(previous, size))
     return found
 

@@ -51,14 +51,20 @@ def use_flip(cfg: Config, annotations: Annotations) -> bool:
 
 
 def build_model(cfg: Config, *, num_classes: int) -> nn.Module:
-    """The registered model ``model.name`` with the recipe's dropout, drop path and options."""
-    return create_model(
-        cfg.model.name,
-        num_classes=cfg.model.num_classes or num_classes,
-        dropout=cfg.model.dropout,
-        drop_path=cfg.model.drop_path,
-        **cfg.model.options,
-    )
+    """The registered model ``model.name`` with the recipe's dropout, drop path and options; an option
+    of the wrong type (``width_factor: abc``) is a ConfigError naming ``model.options``."""
+    try:
+        return create_model(
+            cfg.model.name,
+            num_classes=cfg.model.num_classes or num_classes,
+            dropout=cfg.model.dropout,
+            drop_path=cfg.model.drop_path,
+            **cfg.model.options,
+        )
+    except (TypeError, ValueError) as e:
+        if not cfg.model.options:
+            raise
+        raise ConfigError(f"'model.options' = {cfg.model.options}: {cfg.model.name} cannot be built with them ({e})") from None
 
 
 def check_shapes(model: nn.Module, shapes: Iterable[ClipShape], *, model_name: str) -> None:

@@ -12,15 +12,22 @@ A checkpoint is one ``dict`` saved with :func:`torch.save` and read back with
 
 Files are ``checkpoints/ckpt-<iteration>.pt``; a write goes to a temporary file in the same folder
 that is fsync'ed, renamed over the final name and the folder fsync'ed, so a crash leaves either the
-old or the new file, never half of one. Resume takes the newest readable file and falls back to an
-older one with a warning when the newest is truncated.
+old or the new file, never half of one (the temporaries a killed write leaves behind are removed by
+:func:`remove_temporaries` when the next run starts). A write that fails (a full disk) is one
+:class:`CheckpointError` naming the file and the previous checkpoint, which stays intact. Files get
+the process umask's permissions, so a group can share a run folder. Rotation keeps the ``keep``
+newest by iteration of the run being written: files of a higher iteration are from a run this one
+replaced (resumed from an earlier checkpoint) and are removed, so ``--resume auto`` never picks them.
+Resume takes the newest readable file and falls back to an older one with a warning when the
+newest is truncated.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import random
-import tempfile
+import secrets
 import warnings
 from pathlib import Path
 from typing import Any
@@ -47,18 +54,62 @@ def list_checkpoints(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob(f"{_PREFIX}*{_SUFFIX}") if p.name[len(_PREFIX) : -len(_SUFFIX)].isdigit())
 
 
+def _iteration(path: Path) -> int:
+    return int(path.name[len(_PREFIX) : -len(_SUFFIX)])
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files of writes that were killed midway (no run writes into ``folder`` now)."""
+    stale = sorted(folder.glob(f".{_PREFIX}*{_SUFFIX}.*.tmp")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+class _Writes:
+    """A file's writes, remembering the OSError (a full disk) that torch reports as a RuntimeError."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _write_failure(error: BaseException) -> str:
+    """Why a write failed, in a few words: a full disk or quota, else the error's first line."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on device"
+    text = (error.strerror if isinstance(error, OSError) else None) or str(error).strip().splitlines()[0]
+    return text[:200]
+
+
 def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync, rename over ``path``, fsync the folder."""
+    """``torch.save`` to a temporary file beside ``path``, fsync, rename over ``path``, fsync the folder.
+    Raises :class:`CheckpointError` when the file cannot be written; ``path`` is then untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    writes = None
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+        with open(tmp, "xb") as f:  # created with the umask's permissions (mkstemp would force 0600)
+            writes = _Writes(f)
+            torch.save(obj, writes)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        tmp.unlink(missing_ok=True)
+        reason = _write_failure(writes.error if writes is not None and writes.error is not None else e)
+        raise CheckpointError(f"{path}: cannot write the checkpoint ({reason})") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -67,11 +118,20 @@ def save_atomic(obj: Any, path: Path) -> None:
         os.close(dir_fd)
 
 
-def write_checkpoint(state: dict[str, Any], folder: Path, *, keep: int) -> Path:
-    """Save ``state`` atomically as ``folder/ckpt-<iteration>.pt`` and delete all but the newest ``keep``."""
-    path = checkpoint_path(folder, int(state["iteration"]))
-    save_atomic(state, path)
-    for old in list_checkpoints(folder)[:-keep]:
+def write_checkpoint(state: dict[str, Any], folder: Path, *, keep: int, previous: Path | None = None) -> Path:
+    """Save ``state`` atomically as ``folder/ckpt-<iteration>.pt``; keep the newest ``keep`` up to this
+    iteration and delete those of higher iterations (a replaced run's). A failed write names
+    ``previous``, the run's last good checkpoint."""
+    iteration = int(state["iteration"])
+    path = checkpoint_path(folder, iteration)
+    try:
+        save_atomic(state, path)
+    except CheckpointError as e:
+        kept = f"the last checkpoint is {previous}" if previous else "no checkpoint was written yet"
+        raise CheckpointError(f"{e}; the run stopped and {kept}") from None
+    older = [p for p in list_checkpoints(folder) if _iteration(p) <= iteration]
+    replaced = [p for p in list_checkpoints(folder) if _iteration(p) > iteration]
+    for old in older[:-keep] + replaced:
         old.unlink(missing_ok=True)
     return path
 
@@ -83,7 +143,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a raw pickle before refusing it: the refusal is the message
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or foreign file: {reason[:200]})") from None

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from vidgrid.config import load_config
 from vidgrid.data.synthetic import write_synthetic_dataset
-from vidgrid.engine.trainer import exit_status, train
+from vidgrid.engine.stopping import exit_status
+from vidgrid.engine.trainer import train
 
 TRAIN_PER_CLASS = 100
 """Training videos per class: multigrid's large coarse batches need enough videos per epoch to leave

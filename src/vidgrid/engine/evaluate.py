@@ -264,11 +264,12 @@ def evaluate_checkpoint(cfg: Config, checkpoint: Path, out_dir: Path) -> dict:
     """``vidgrid eval``: the checkpoint's model on ``data.val_list`` with the recipe's test views.
 
     Writes ``predictions.jsonl``, ``confusion.png`` and ``eval.json`` into ``out_dir``, prints the
-    result, and returns the metrics plus ``skipped_videos`` (undecodable videos, left out)."""
+    result, and returns the metrics plus ``skipped_videos`` (undecodable videos, left out). A list where
+    no video can be evaluated is a DataError."""
     from vidgrid.engine.build import load_split
     from vidgrid.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from vidgrid.engine.distributed import pick_device
-    from vidgrid.errors import CheckpointError
+    from vidgrid.errors import CheckpointError, DataError
 
     model, classes, trained = model_from_checkpoint(load_checkpoint(checkpoint))
     annotations = load_split(cfg, "val")
@@ -293,6 +294,9 @@ def evaluate_checkpoint(cfg: Config, checkpoint: Path, out_dir: Path) -> dict:
         paths=[s.path for s in annotations.samples], multi_label=annotations.multi_label, out_dir=out_dir,
     )
     skipped = dataset.skipped()
+    if not metrics["videos"]:
+        examples = "; ".join(f"{path}: {reason}" for path, reason in skipped[:2])
+        raise DataError(f"{cfg.data.val_list}: none of its {len(dataset)} videos could be evaluated ({examples}, ...)")
     result = {**metrics, "checkpoint": str(checkpoint), "views": dataset.num_views, "skipped_videos": [list(s) for s in skipped]}
     (out_dir / EVAL_METRICS_FILE).write_text(json.dumps(result, indent=2) + "\n")
     print(format_eval(metrics, multi_label=annotations.multi_label))

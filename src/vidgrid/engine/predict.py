@@ -59,7 +59,7 @@ def predict_videos(
         for i, path in enumerate(readable):
             views, _, index = dataset[i]
             if index < 0:
-                results[path] = {"video": str(path), "error": "cannot decode"}
+                results[path] = {"video": str(path), "error": dict(dataset.skipped()).get(str(path), "cannot decode")}
                 continue
             scores = score_views(
                 model, views.unsqueeze(0).to(device), mean=cfg.data.mean, std=cfg.data.std, multi_label=multi_label

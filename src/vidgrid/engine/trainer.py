@@ -13,9 +13,10 @@ counters) is in the checkpoint; ``--resume auto`` continues mid-epoch where the 
 CPU with ``train.deterministic`` the resumed run is bit-identical to an uninterrupted one (the
 dataset draws its augmentation from (seed, epoch, index), whatever the number of workers).
 
-SIGTERM / SIGINT finish the current iteration, write a checkpoint and return (the loader workers
-ignore them); a NaN or infinite loss stops the run before its step. On CPU the training process uses
-the cores its loader workers leave free (unless ``OMP_NUM_THREADS`` is set): more OpenMP threads than
+SIGTERM / SIGINT finish the current iteration (or abandon a validation), write a checkpoint and return
+(:mod:`vidgrid.engine.stopping`); a NaN or infinite loss stops the run before its step. The videos
+skipped as broken go into the checkpoints and are gathered from every process for the summary. On
+CPU the training process uses the cores its loader workers leave free (unless ``OMP_NUM_THREADS`` is set): more OpenMP threads than
 free cores make every step wait on descheduled threads.
 """
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -44,10 +44,13 @@ from vidgrid.engine.build import build_model, check_shapes, load_pretrained, loa
 from vidgrid.engine.checkpoint import load_checkpoint, load_latest, load_model_weights, rng_state, set_rng_state, write_checkpoint
 from vidgrid.engine.device import normalize_clip
 from vidgrid.engine.evaluate import ViewScores, collect_scores, eval_dataset_from_config, report
+from vidgrid.engine.loading import loading, make_loader
 from vidgrid.engine.logging import MetricsLogger, Progress, format_summary, plot_run, write_summary
 from vidgrid.engine.losses import build_loss
 from vidgrid.engine.mixup import Mixer, mixer_from_config
 from vidgrid.engine.optim import clip_grad_norm, lr_at, optimizer_from_config, scaled_lr, set_lr
+from vidgrid.engine.run_folder import check_run_folder, prepare_run_folder
+from vidgrid.engine.stopping import StopRequest, StopWhileWaiting, resume_command
 from vidgrid.errors import ConfigError, VidgridError
 from vidgrid.multigrid.sampler import EpochChain, ShortCycleBatchSampler
 from vidgrid.multigrid.schedule import MultigridSchedule, Segment, bn_groups, schedule_from_config
@@ -90,37 +93,6 @@ class TrainState:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
             setattr(self, key, value)
-
-
-def ignore_stop_signals(worker_id: int) -> None:
-    """DataLoader workers leave SIGTERM / SIGINT to the training process (a cluster or Ctrl-C signals
-    the whole process group); they end when the loader does."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-class StopRequest:
-    """SIGTERM / SIGINT set a flag; the loop finishes the current iteration, checkpoints and returns
-    (clusters send SIGTERM before killing a job). A second signal acts as usual."""
-
-    def __init__(self) -> None:
-        self.signal: str | None = None
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.signal = signal.Signals(signum).name
-        signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler)
-        print(f"\n{self.signal}: finishing this iteration, then writing a checkpoint", file=sys.stderr, flush=True)
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[StopRequest]:
-        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-        for s in previous:
-            signal.signal(s, self._handle)
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
 
 @dataclass
@@ -252,13 +224,15 @@ def agree(loss: torch.Tensor, batch: int, run: Run) -> tuple[float, int, bool]:
     return total / run.env.world_size, int(global_batch), bool(stop)
 
 
-def train(cfg: Config, out_dir: Path, *, resume: str | None = None) -> dict[str, Any]:
+def train(cfg: Config, out_dir: Path, *, resume: str | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Train ``cfg`` into ``out_dir`` (config.yaml, metrics.jsonl, tb/, checkpoints/, summary.json, PNG
-    plots) and return the summary; ``resume`` = ``auto`` (the run folder's newest checkpoint) or a path."""
+    plots) and return the summary; ``resume`` = ``auto`` (the run folder's newest checkpoint) or a path;
+    ``overwrite`` replaces a run already in ``out_dir`` (:mod:`vidgrid.engine.run_folder`)."""
+    check_run_folder(Path(out_dir), resume=resume, overwrite=overwrite)
     env = D.init_distributed(cfg.train.device)
     try:
         with D.peers_alive(env), torch_settings(cfg, env), StopRequest().installed() as stop:
-            run = setup(cfg, Path(out_dir), env, stop, resume)
+            run = setup(cfg, Path(out_dir), env, stop, resume, overwrite=overwrite)
             return fit(run)
     finally:
         D.shutdown()
@@ -293,25 +267,28 @@ def fit(run: Run) -> dict[str, Any]:
         samplers[0].load_state_dict(run.resume_sampler)
         run.resume_sampler = None
     chain = EpochChain(samplers)
-    with loading(train_loader(run, chain)) as loaded:
+    with loading(train_loader(run, chain), timeout_s=cfg.data.loader_timeout_s, interruptible=interruptible(run)) as loaded:
         for sampler, batches in zip(samplers, chain.lengths):
             epoch = sampler.epoch
             # switch multigrid segment: the sampler's shapes and the BN groups follow it
             segment = schedule.segment_at(epoch)
             set_bn_groups(run.model, bn_groups(segment, processes=run.env.world_size, bn_base_size=cfg.multigrid.bn_base_size))
-            train_one_epoch(run, itertools.islice(loaded, batches), sampler, progress)
+            try:
+                train_one_epoch(run, itertools.islice(loaded, batches), sampler, progress)
+            except StopWhileWaiting:  # the checkpoint of the last completed iteration
+                pass
             state.wall_time_s = time.perf_counter() - started
             if run.stop.signal is not None:
                 return preempted(run, sampler, progress)
             state.epoch, state.step = epoch + 1, 0
-            # evaluate (multigrid: with BN statistics of the base shape)
+            # evaluate (multigrid: with BN statistics of the base shape); a stop abandons the validation
             last = epoch + 1 == schedule.total_epochs
             evaluating = last or bool(cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0)
             if evaluating:
                 precise_bn(run, progress)
             D.average_buffers(run.model)
-            if evaluating:
-                validate(run, progress, out_dir=run.out_dir if last else None)
+            if evaluating and validate(run, progress, out_dir=run.out_dir if last else None) is None:
+                return preempted(run, sampler, progress)
             # checkpoint
             state.wall_time_s = time.perf_counter() - started
             save(run, sampler)
@@ -336,28 +313,15 @@ def train_sampler(run: Run, segment: Segment, epoch: int) -> ShortCycleBatchSamp
 def train_loader(run: Run, batches: Iterable[list[tuple[int, ClipShape, int]]]) -> DataLoader:
     """Training clips batched by ``batches`` of ``(index, shape, epoch)`` (the epochs' chained samplers,
     or precise BN's fixed list)."""
-    # a private generator: creating the loader must not draw from the global RNG (exact resume)
-    return DataLoader(
-        run.train_set, batch_sampler=batches, num_workers=run.cfg.data.workers,
-        pin_memory=run.env.device.type == "cuda", generator=torch.Generator().manual_seed(run.cfg.train.seed),
-        worker_init_fn=ignore_stop_signals,
+    return make_loader(
+        run.train_set, batch_sampler=batches, workers=run.cfg.data.workers, seed=run.cfg.train.seed,
+        pin_memory=run.env.device.type == "cuda",
     )
 
 
-@contextlib.contextmanager
-def loading(loader: DataLoader) -> Iterator[Iterator[Any]]:
-    """An iterator over ``loader`` whose workers are shut down on leaving the block, finished or not.
-
-    A DataLoader ends its workers when it runs out of batches or when its iterator is freed; the
-    chain is left unfinished, and a frame that holds it can outlive the run in a reference cycle.
-    Its workers ignore SIGTERM, so an interpreter exit would then wait on them forever."""
-    batches = iter(loader)
-    try:
-        yield batches
-    finally:
-        shutdown = getattr(batches, "_shutdown_workers", None)  # only multi-process loaders have workers
-        if shutdown is not None:
-            shutdown()
+def interruptible(run: Run) -> StopRequest | None:
+    """The stop request that may interrupt a wait for data: single-process runs only (peers may be in a collective)."""
+    return None if run.env.distributed else run.stop
 
 
 def model_input(run: Run, clips: torch.Tensor) -> torch.Tensor:
@@ -383,24 +347,30 @@ def precise_bn(run: Run, progress: Progress | None) -> None:
     rng = rng_state()
     # the groups of the last segment, which trains at the base shape; the next epoch sets its own again
     set_bn_groups(run.model, bn_groups(run.schedule.segments[-1], processes=env.world_size, bn_base_size=cfg.multigrid.bn_base_size))
-    with run.autocast:
-        used = recompute_bn_statistics(run.model, (model_input(run, clips) for clips, _, _ in train_loader(run, batches)))
+    with run.autocast, loading(train_loader(run, batches), timeout_s=cfg.data.loader_timeout_s) as loaded:
+        used = recompute_bn_statistics(run.model, (model_input(run, clips) for clips, _, _ in loaded))
     set_rng_state(rng)
     if progress is not None:
         progress.write(f"BatchNorm statistics recomputed on {used} batches of {batch}x{shape}")
 
 
-def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> dict[str, float]:
+def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> dict[str, float] | None:
     """Multi-view validation at the test shape, each process scoring its shard; rank 0 reports
-    (and with ``out_dir`` writes predictions.jsonl and confusion.png)."""
+    (and with ``out_dir`` writes predictions.jsonl and confusion.png). None: a stop request on any
+    process abandoned it."""
     env, cfg = run.env, run.cfg
     shard = Subset(run.val_set, range(env.rank, len(run.val_set), env.world_size))
-    loader = DataLoader(shard, batch_size=cfg.eval.batch_size, num_workers=cfg.data.workers,
-                        generator=torch.Generator().manual_seed(cfg.train.seed), worker_init_fn=ignore_stop_signals)
-    mine = collect_scores(
-        run.model, loader, device=env.device, mean=cfg.data.mean, std=cfg.data.std, multi_label=run.multi_label,
-        autocast_dtype=AUTOCAST[cfg.train.precision],
-    )
+    loader = make_loader(shard, batch_size=cfg.eval.batch_size, workers=cfg.data.workers, seed=cfg.train.seed)
+    try:
+        with loading(loader, timeout_s=cfg.data.loader_timeout_s, interruptible=interruptible(run), until=run.stop) as batches:
+            mine = collect_scores(
+                run.model, batches, device=env.device, mean=cfg.data.mean, std=cfg.data.std, multi_label=run.multi_label,
+                autocast_dtype=AUTOCAST[cfg.train.precision],
+            )
+    except StopWhileWaiting:
+        pass
+    if D.any_process(run.stop.signal is not None, env.device):
+        return None
     parts = [p for p in D.gather_objects(mine) if p.scores.numel()]
     result = ViewScores(*(torch.cat([getattr(p, k) for p in parts]) for k in ("scores", "targets", "indices"))) if parts else mine
     metrics = None
@@ -415,7 +385,7 @@ def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> di
 
 def save(run: Run, sampler: ShortCycleBatchSampler) -> None:
     """Checkpoint the whole training state (rank 0 writes; every process contributes its RNGs)."""
-    per_process = D.gather_objects({"rng": rng_state(), "mixer": run.mixer.state_dict()})
+    per_process = D.gather_objects({"rng": rng_state(), "mixer": run.mixer.state_dict(), "skipped": local_skipped(run)})
     if not run.env.is_main:
         return
     state = {
@@ -431,10 +401,13 @@ def save(run: Run, sampler: ShortCycleBatchSampler) -> None:
             "scaler": run.scaler.state_dict(),
             "sampler": sampler.state_dict(consumed=run.state.step),
             "segment": asdict(run.schedule.segment_at(run.state.epoch)),
-            "processes": per_process,
+            "processes": [{k: v for k, v in p.items() if k != "skipped"} for p in per_process],
+            "skipped_videos": [list(s) for s in sorted({tuple(s) for p in per_process for s in p["skipped"]})],
         },
     }
-    run.last_checkpoint = write_checkpoint(state, run.out_dir / "checkpoints", keep=run.cfg.train.keep_checkpoints)
+    run.last_checkpoint = write_checkpoint(
+        state, run.out_dir / "checkpoints", keep=run.cfg.train.keep_checkpoints, previous=run.last_checkpoint
+    )
 
 
 def preempted(run: Run, sampler: ShortCycleBatchSampler, progress: Progress | None) -> dict[str, Any]:
@@ -445,22 +418,21 @@ def preempted(run: Run, sampler: ShortCycleBatchSampler, progress: Progress | No
     if run.env.is_main:
         print(
             f"{run.stop.signal}: stopped at epoch {run.state.epoch + 1} iteration {run.state.iteration}; checkpoint "
-            f"{run.last_checkpoint}\nresume with: vidgrid train {run.out_dir / 'config.yaml'} --out {run.out_dir} --resume auto",
+            f"{run.last_checkpoint}\nresume with: {resume_command(run.out_dir / 'config.yaml', run.out_dir, world_size=run.env.world_size)}",
             file=sys.stderr, flush=True,
         )
         run.logger.close()
     return {**summary_of(run), "preempted": run.stop.signal, "checkpoint": str(run.last_checkpoint)}
 
 
-def exit_status(summary: dict[str, Any]) -> int:
-    """The command's exit status: 0 for a finished run, 128 + the signal's number for a stopped one
-    (143 for SIGTERM, as if the signal had ended it), so a job script or torchrun sees it did not finish."""
-    stopped = summary.get("preempted")
-    return 128 + signal.Signals[stopped].value if stopped else 0
+def local_skipped(run: Run) -> list[tuple[str, str]]:
+    """The videos this process (and its loader workers) found broken, resumed runs' included."""
+    return run.train_set.skipped() + run.val_set.skipped()
 
 
 def summary_of(run: Run) -> dict[str, Any]:
-    skipped = {tuple(s) for s in run.train_set.skipped() + run.val_set.skipped()}
+    """The run's summary.json fields (every process must call it: the skipped videos are gathered)."""
+    skipped = {tuple(s) for part in D.gather_objects(local_skipped(run)) for s in part}
     return {
         "top1": run.state.val.get("top1", 0.0),
         "top5": run.state.val.get("top5", 0.0),
@@ -491,7 +463,7 @@ def finish(run: Run) -> dict[str, Any]:
 # setup
 
 
-def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume: str | None) -> Run:
+def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume: str | None, *, overwrite: bool = False) -> Run:
     """Everything the loop needs, checked up front: data, schedule, model, optimizer, resumed state."""
     if cfg.train.precision == "fp16" and env.device.type != "cuda":
         raise ConfigError("'train.precision' = 'fp16' needs CUDA (use bf16 or fp32 on CPU)")
@@ -548,7 +520,7 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
     )
     resumed = restore(run, resume)
     if env.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        prepare_run_folder(out_dir, overwrite=overwrite)
         save_config(cfg, out_dir / "config.yaml")
         run.logger = MetricsLogger(out_dir, resume_iteration=run.state.iteration if resumed else None)
         print(describe(run, resumed), file=sys.stderr, flush=True)
@@ -579,10 +551,15 @@ def restore(run: Run, resume: str | None) -> Path | None:
     run.state.load_state_dict(train_state["state"])
     processes = train_state["processes"]
     if len(processes) != run.env.world_size and run.env.is_main:
-        print(f"note: resuming {len(processes)} processes' run on {run.env.world_size}; RNG streams restart", file=sys.stderr)
+        restart = f"; epoch {run.state.epoch + 1} restarts from its beginning" if run.state.step else ""
+        print(f"note: resuming {len(processes)} processes' run on {run.env.world_size}; RNG streams restart{restart}", file=sys.stderr)
+    if len(processes) != run.env.world_size:  # the epoch's shards differ: its position does not carry over
+        run.state.step = 0
     mine = processes[run.env.rank % len(processes)]
     set_rng_state(mine["rng"])
     run.mixer.load_state_dict(mine["mixer"])
+    for dataset in (run.train_set, run.val_set):
+        dataset.mark_skipped(train_state.get("skipped_videos", []))
     run.resume_sampler = train_state["sampler"] if run.state.step else None
     run.last_checkpoint = path
     return path
