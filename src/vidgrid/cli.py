@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst")
     p.add_argument("--from", dest="source", choices=["pyslowfast", "pytorchvideo"], required=True)
     p.add_argument("--model", required=True, help="registered model name the checkpoint belongs to")
+    p.add_argument("--classes", default=None, metavar="FILE", help="class names, one per line in label order")
 
     p = sub.add_parser("synth", help="write the synthetic action dataset (H.264 MP4 + lists)")
     p.add_argument("out_dir")
@@ -166,9 +167,11 @@ def _run(args: argparse.Namespace) -> int | None:
             device=args.device, as_json=args.json,
         )
     if cmd == "convert":
+        from vidgrid.data.annotations import read_class_names
         from vidgrid.models.convert import convert_command
 
-        return convert_command(Path(args.src), Path(args.dst), source=args.source, model=args.model)
+        classes = read_class_names(Path(args.classes)) if args.classes else None
+        return convert_command(Path(args.src), Path(args.dst), source=args.source, model=args.model, classes=classes)
     if cmd == "synth":
         from vidgrid.data.synthetic import synth_command
 

@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from vidgrid.config import Config, config_to_dict, save_config
 from vidgrid.data.dataset import VideoClipDataset
 from vidgrid.engine import distributed as D
-from vidgrid.engine.build import build_model, check_shapes, load_pretrained, load_split, prepare_model, use_flip
+from vidgrid.engine.build import build_model, check_shapes, load_split, prepare_model, use_flip
 from vidgrid.engine.checkpoint import load_checkpoint, load_latest, load_model_weights, rng_state, set_rng_state, write_checkpoint
 from vidgrid.engine.device import normalize_clip
 from vidgrid.engine.evaluate import ViewScores, collect_scores, eval_dataset_from_config, report
@@ -48,6 +48,7 @@ from vidgrid.engine.logging import MetricsLogger, Progress, format_summary, plot
 from vidgrid.engine.losses import build_loss
 from vidgrid.engine.mixup import Mixer, mixer_from_config
 from vidgrid.engine.optim import clip_grad_norm, lr_at, optimizer_from_config, scaled_lr, set_lr
+from vidgrid.engine.weights import load_pretrained
 from vidgrid.errors import ConfigError, VidgridError
 from vidgrid.multigrid.sampler import EpochChain, ShortCycleBatchSampler
 from vidgrid.multigrid.schedule import MultigridSchedule, Segment, bn_groups, schedule_from_config
@@ -521,7 +522,7 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
     model = build_model(cfg, num_classes=train_ann.num_classes)
     check_shapes(model, [*schedule.shapes, ClipShape(cfg.data.frames, cfg.data.crop)], model_name=cfg.model.name)
     if cfg.model.pretrained:
-        load_pretrained(model, cfg.model.pretrained)
+        load_pretrained(model, cfg.model.pretrained, announce=env.is_main)
 
     # model on the device: synchronised BN for tiny per-process batches, else sub-batch BN for multigrid
     model = D.sync_batch_norm(model, env, cfg.train.batch_size // env.world_size, cfg.multigrid.bn_base_size)

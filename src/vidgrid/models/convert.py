@@ -307,9 +307,10 @@ def _probe(model_name: str) -> nn.Module:
     return create_model(model_name, num_classes=1, **_TINY[family])
 
 
-def convert_command(src: Path, dst: Path, *, source: str, model: str) -> int:
-    """``vidgrid convert SRC DST --from pyslowfast|pytorchvideo --model NAME``: write a vidgrid
-    checkpoint ``{"model": state_dict, "model_name": NAME, "num_classes": N, "converted_from": ...}``."""
+def convert_command(src: Path, dst: Path, *, source: str, model: str, classes: list[str] | None = None) -> int:
+    """``vidgrid convert SRC DST --from pyslowfast|pytorchvideo --model NAME [--classes FILE]``: write a
+    vidgrid checkpoint ``{"model": state_dict, "model_name": NAME, "num_classes": N, "converted_from": ...}``
+    plus ``"classes"`` (index = label) when the class names are given, which ``predict`` and ``eval`` need."""
     if source not in SOURCES:
         raise VidgridError(f"--from: expected one of {', '.join(SOURCES)}, got '{source}'")
     if model not in list_models():
@@ -323,6 +324,8 @@ def convert_command(src: Path, dst: Path, *, source: str, model: str) -> int:
             f"{src}: no classifier weight '{classifier}' for {model} in {source} layout (wrong --from or --model?)"
         )
     num_classes = int(state[classifier].shape[0])
+    if classes is not None and len(classes) != num_classes:
+        raise VidgridError(f"--classes: {len(classes)} class names, but {src} has a classifier of {num_classes} classes")
     net = create_model(model, num_classes=num_classes)
     try:
         weights = convert_state_dict(state, net, source)  # type: ignore[arg-type]
@@ -334,6 +337,7 @@ def convert_command(src: Path, dst: Path, *, source: str, model: str) -> int:
         "model_name": model,
         "num_classes": num_classes,
         "converted_from": {"source": source, "file": str(src)},
+        **({"classes": list(classes)} if classes is not None else {}),
     }
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".tmp")

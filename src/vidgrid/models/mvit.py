@@ -56,6 +56,8 @@ class MViTConfig:
     """Blocks per stage (seed 001 Table 2 for MViTv2-B: 2, 3, 16, 3)."""
     frames: int
     """Frames of the default input; the position embeddings are made for its token grid."""
+    sampling_rate: int
+    """Temporal stride of the default input in source frames."""
     crop: int = 224
     """Crop of the default input (pixels, square)."""
     embed_dim: int = 96
@@ -94,12 +96,12 @@ class MViTConfig:
 
 VARIANTS: dict[str, MViTConfig] = {
     # MViTv2-S 16×4 (MViTv2 paper; torchvision mvit_v2_s): 16 blocks, 34.5M params, 64 GMACs.
-    "mvitv2_s_16x4": MViTConfig(version=2, depths=(1, 2, 11, 2), frames=16, drop_path=0.1),
+    "mvitv2_s_16x4": MViTConfig(version=2, depths=(1, 2, 11, 2), frames=16, sampling_rate=4, drop_path=0.1),
     # MViTv2-B 32×3 (seed 001 Table 2): 24 blocks, 51.2M params, 225 GMACs.
-    "mvitv2_b_32x3": MViTConfig(version=2, depths=(2, 3, 16, 3), frames=32, drop_path=0.3),
+    "mvitv2_b_32x3": MViTConfig(version=2, depths=(2, 3, 16, 3), frames=32, sampling_rate=3, drop_path=0.3),
     # MViTv1-B 16×4 (MViT paper): separate space/time absolute embeddings, no relative ones.
     "mvitv1_b_16x4": MViTConfig(
-        version=1, depths=(1, 2, 11, 2), frames=16, rel_pos=False, abs_pos=True, drop_path=0.2
+        version=1, depths=(1, 2, 11, 2), frames=16, sampling_rate=4, rel_pos=False, abs_pos=True, drop_path=0.2
     ),
 }
 
@@ -437,6 +439,7 @@ class MViT(VideoModel):
         super().__init__()
         self.cfg = cfg
         self.default_input = (3, cfg.frames, cfg.crop, cfg.crop)
+        self.default_sampling_rate = cfg.sampling_rate
         specs = block_specs(cfg)
         self.patch_embed = nn.Conv3d(3, cfg.embed_dim, PATCH_KERNEL, stride=PATCH_STRIDE, padding=PATCH_PADDING)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))

@@ -54,6 +54,8 @@ class ResNet3DConfig:
     """Max-pool 2×1×1 after res2 (C2D and I3D), halving the frames of res3..res5."""
     frames: int
     """Default input frames."""
+    sampling_rate: int = 8
+    """Default temporal stride in source frames."""
     crop: int = 224
     """Default input crop."""
     nonlocal_blocks: tuple[tuple[int, ...], ...] = ((), (), (), ())
@@ -72,6 +74,8 @@ class SlowFastConfig:
     """Temporal kernel of the lateral time-strided convolutions (5 or 7)."""
     frames: int
     """Default input frames (of the Fast pathway)."""
+    sampling_rate: int = 2
+    """Default temporal stride of the Fast pathway in source frames (the Slow pathway's is α times it)."""
     beta_inv: int = 8
     """1/β: channel ratio Slow/Fast."""
     fusion_ratio: int = 2
@@ -200,6 +204,7 @@ class ResNet3D(VideoModel):
     ) -> None:
         super().__init__()
         self.default_input = (3, cfg.frames, cfg.crop, cfg.crop)
+        self.default_sampling_rate = cfg.sampling_rate
         self.temporal_pool = cfg.temporal_pool
         if cfg.temporal_pool:
             self.min_frames = self.frames_multiple = 2
@@ -246,6 +251,7 @@ class SlowFast(VideoModel):
     ) -> None:
         super().__init__()
         self.default_input = (3, cfg.frames, cfg.crop, cfg.crop)
+        self.default_sampling_rate = cfg.sampling_rate
         self.alpha = cfg.alpha
         self.min_frames = self.frames_multiple = cfg.alpha
         fast_width = width // cfg.beta_inv
