@@ -280,16 +280,22 @@ def test_mvit_missing_unexpected_and_refused_layouts(tiny_model, tmp_path) -> No
     theirs["blocks.0.attn.rel_pos_h"] = torch.zeros(3, 8)
     with pytest.raises(CheckpointError, match=r"wrong shapes \(1\): blocks.0.attn.rel_pos_h \(3, 8\)"):
         convert_state_dict(theirs, v2, "pyslowfast")
-    # separate q/k/v in a PySlowFast checkpoint: pooled before or after projection, unknowable here
-    qkv = theirs.pop("blocks.0.attn.qkv.weight")
-    theirs.update(zip(("blocks.0.attn.q.weight", "blocks.0.attn.k.weight", "blocks.0.attn.v.weight"), qkv.chunk(3)))
-    with pytest.raises(CheckpointError, match="separate attn.q/k/v projections"):
-        convert_state_dict(theirs, v2, "pyslowfast")
     # PyTorchVideo has no MViTv2
     path = tmp_path / "v2.pyth"
     torch.save(_mvit_their_state(v2, "pyslowfast"), path)
     with pytest.raises(CheckpointError, match="PyTorchVideo has no MViTv2 models"):
         convert_command(path, tmp_path / "x.pt", source="pytorchvideo", model="mvitv2_b_32x3")
+
+
+@pytest.mark.parametrize("name", ["mvitv1_b_16x4", "mvitv2_s_16x4"])
+def test_pyslowfast_separate_qkv_projections_are_stacked(tiny_model, name: str) -> None:
+    """SEPARATE_QKV (and MViTv1-era) PySlowFast checkpoints: q, k, v projected before pooling, as ours."""
+    model = tiny_model(name)
+    theirs = _mvit_their_state(model, "pyslowfast")
+    for key in [k for k in theirs if ".attn.qkv." in k]:
+        theirs.update(zip((key.replace(".qkv.", f".{n}.") for n in "qkv"), theirs.pop(key).chunk(3)))
+    converted = convert_state_dict(theirs, model, "pyslowfast")
+    assert all(torch.equal(converted[k], v) for k, v in model.state_dict().items())
 
 
 def test_mvit_full_size_tables(meta_model) -> None:

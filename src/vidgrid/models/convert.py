@@ -166,15 +166,16 @@ _MVIT_PREFIXES: tuple[tuple[str, str, str], ...] = (
     ("head.fc.", "head.projection.", "head.proj."),
 )
 _MVIT_QKV = re.compile(r"(?P<attn>blocks\.\d+\.attn\.)qkv\.(?P<param>weight|bias)")
-_MVIT_SEPARATE_QKV = re.compile(r"blocks\.\d+\.attn\.[qkv]\.weight")
+_MVIT_SEPARATE_QKV = re.compile(r"(?P<attn>blocks\.\d+\.attn\.)q\.(?P<param>weight|bias)")
 
 
 def mvit_key(key: str, model: MViT, source: Source) -> SourceKey:
     """Render one of our MViT keys in the source's naming.
 
-    PySlowFast (``SEPARATE_QKV``/``POOL_FIRST`` off, as in its Kinetics configs) has one ``qkv``
-    projection like ours; PyTorchVideo builds separate ``q``, ``k``, ``v`` (its default, used by its
-    model zoo), which stack in that order into ``qkv``. PyTorchVideo has MViTv1 only."""
+    PySlowFast (``SEPARATE_QKV`` off, as in its Kinetics configs) has one ``qkv`` projection like ours
+    (separate ones are stacked first, :func:`stack_separate_qkv`); PyTorchVideo builds separate ``q``,
+    ``k``, ``v`` (its default, used by its model zoo), which stack in that order into ``qkv``.
+    PyTorchVideo has MViTv1 only."""
     if source == "pytorchvideo" and model.cfg.version == 2:
         raise CheckpointError("PyTorchVideo has no MViTv2 models; convert MViTv2 from a PySlowFast checkpoint")
     column = 0 if source == "pyslowfast" else 1
@@ -228,6 +229,19 @@ def fold_shortcut_bn(src: dict[str, Tensor], *, conv_key: str, bn_prefix: str, b
     src[bias_key] = src[bias_key] + bn["bias"] - bn["running_mean"] * scale
 
 
+def stack_separate_qkv(src: dict[str, Tensor]) -> None:
+    """Replace PySlowFast's separate ``attn.q/k/v`` projections (``SEPARATE_QKV``, and MViTv1-era
+    releases) by the ``attn.qkv`` they stack into, in place. With pooling after the projections
+    (``POOL_FIRST`` off, the default) separate and stacked projections compute the same. A
+    ``POOL_FIRST`` checkpoint has the same tensors wherever a block keeps its width, so its keys cannot
+    tell it apart; where the width changes its pooling shapes differ and conversion refuses them."""
+    for key in [k for k in src if _MVIT_SEPARATE_QKV.fullmatch(k)]:
+        m = _MVIT_SEPARATE_QKV.fullmatch(key)
+        parts = [f"{m['attn']}{name}.{m['param']}" for name in ("q", "k", "v")]
+        if all(p in src for p in parts):
+            src[f"{m['attn']}qkv.{m['param']}"] = torch.cat([src.pop(p) for p in parts])
+
+
 def convert_state_dict(src: dict[str, Tensor], model: nn.Module, source: Source) -> dict[str, Tensor]:
     """Map a source state dict onto ``model``'s keys; refuses missing, unexpected or misshapen entries
     with one line listing them."""
@@ -238,11 +252,8 @@ def convert_state_dict(src: dict[str, Tensor], model: nn.Module, source: Source)
             src, conv_key="s2.pathway0_res0.branch1.weight", bn_prefix=_X3D_FOLD_PREFIX,
             bias_key="s2.pathway0_res0.branch2.c_bn.bias",
         )
-    if isinstance(model, MViT) and source == "pyslowfast" and any(map(_MVIT_SEPARATE_QKV.fullmatch, src)):
-        raise CheckpointError(
-            "separate attn.q/k/v projections (POOL_FIRST, SEPARATE_QKV or a pre-MViTv2 PySlowFast release) "
-            "are not convertible: vidgrid's MViT has one qkv projection applied before pooling"
-        )
+    if isinstance(model, MViT) and source == "pyslowfast":
+        stack_separate_qkv(src)
     ours = model.state_dict()
     # (our key, source name, the shape that source tensor must have): a key made of n stacked
     # source tensors expects each to hold 1/n of its rows

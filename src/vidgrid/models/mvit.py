@@ -43,6 +43,9 @@ PATCH_PADDING: Triple = (1, 3, 3)
 Q_STRIDE: Triple = (1, 2, 2)
 """Query pooling stride at the first block of stages 2-4 (halves the spatial token grid)."""
 LN_EPS = 1e-6
+POOL_LN_EPS = {1: 1e-5, 2: 1e-6}
+"""eps of the LayerNorms after attention pooling: MViTv1 as released (PyTorchVideo, PySlowFast of the
+v1 era) used nn.LayerNorm's default; MViTv2 uses 1e-6 like every other LayerNorm."""
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,9 @@ class MViTConfig:
 
 
 VARIANTS: dict[str, MViTConfig] = {
-    # MViTv2-S 16×4 (MViTv2 paper; torchvision mvit_v2_s): 16 blocks, 34.5M params, 64 GMACs.
-    "mvitv2_s_16x4": MViTConfig(version=2, depths=(1, 2, 11, 2), frames=16, sampling_rate=4, drop_path=0.1),
+    # MViTv2-S 16×4 (MViTv2 paper; torchvision mvit_v2_s): 16 blocks, 34.5M params, 64 GMACs; drop path
+    # 0.2 as in PySlowFast's MVITv2_S_16x4 recipe.
+    "mvitv2_s_16x4": MViTConfig(version=2, depths=(1, 2, 11, 2), frames=16, sampling_rate=4, drop_path=0.2),
     # MViTv2-B 32×3 (seed 001 Table 2): 24 blocks, 51.2M params, 225 GMACs.
     "mvitv2_b_32x3": MViTConfig(version=2, depths=(2, 3, 16, 3), frames=32, sampling_rate=3, drop_path=0.3),
     # MViTv1-B 16×4 (MViT paper): separate space/time absolute embeddings, no relative ones.
@@ -291,7 +295,9 @@ class MultiScaleAttention(nn.Module):
     the decomposed relative position bias.
     """
 
-    def __init__(self, spec: BlockSpec, dim_out: int, *, kernel: Triple, residual_pooling: bool, rel_pos: bool) -> None:
+    def __init__(
+        self, spec: BlockSpec, dim_out: int, *, kernel: Triple, residual_pooling: bool, rel_pos: bool, pool_eps: float
+    ) -> None:
         super().__init__()
         self.num_heads = spec.num_heads
         head_dim = dim_out // spec.num_heads
@@ -299,9 +305,10 @@ class MultiScaleAttention(nn.Module):
         self.residual_pooling = residual_pooling
         self.qkv = nn.Linear(spec.dim, 3 * dim_out)
         self.proj = nn.Linear(dim_out, dim_out)
-        self.pool_q, self.norm_q = _pool_layer(head_dim, kernel, spec.q_stride) if spec.pool_q else (None, None)
-        self.pool_k, self.norm_k = _pool_layer(head_dim, kernel, spec.kv_stride)
-        self.pool_v, self.norm_v = _pool_layer(head_dim, kernel, spec.kv_stride)
+        pool = lambda stride: _pool_layer(head_dim, kernel, stride, eps=pool_eps)  # noqa: E731
+        self.pool_q, self.norm_q = pool(spec.q_stride) if spec.pool_q else (None, None)
+        self.pool_k, self.norm_k = pool(spec.kv_stride)
+        self.pool_v, self.norm_v = pool(spec.kv_stride)
         if rel_pos:
             q_thw = pooled_grid(spec.grid, kernel, spec.q_stride) if spec.pool_q else spec.grid
             k_thw = pooled_grid(spec.grid, kernel, spec.kv_stride)
@@ -330,11 +337,11 @@ class MultiScaleAttention(nn.Module):
         return self.proj(out), q_thw
 
 
-def _pool_layer(channels: int, kernel: Triple, stride: Triple) -> tuple[nn.Conv3d, nn.LayerNorm]:
+def _pool_layer(channels: int, kernel: Triple, stride: Triple, *, eps: float) -> tuple[nn.Conv3d, nn.LayerNorm]:
     """Depthwise 3-D convolution pooling one head's tokens, and the LayerNorm that follows it."""
     padding = (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
     conv = nn.Conv3d(channels, channels, kernel, stride=stride, padding=padding, groups=channels, bias=False)
-    return conv, nn.LayerNorm(channels, eps=LN_EPS)
+    return conv, nn.LayerNorm(channels, eps=eps)
 
 
 def _pool_normed(x: Tensor, pool: nn.Module | None, norm: nn.Module | None, thw: Triple) -> tuple[Tensor, Triple]:
@@ -379,7 +386,9 @@ class MultiScaleBlock(nn.Module):
         ln = lambda d: nn.LayerNorm(d, eps=LN_EPS)  # noqa: E731
         # post-LN normalises the sums, so its norms have the sub-layer's output width
         self.norm1 = ln(att_dim if norm == "post" else spec.dim)
-        self.attn = MultiScaleAttention(spec, att_dim, kernel=kernel, residual_pooling=version == 2, rel_pos=rel_pos)
+        self.attn = MultiScaleAttention(
+            spec, att_dim, kernel=kernel, residual_pooling=version == 2, rel_pos=rel_pos, pool_eps=POOL_LN_EPS[version]
+        )
         self.norm2 = ln(spec.dim_out if norm == "post" else att_dim)
         self.mlp = Mlp(att_dim, int(att_dim * mlp_ratio), spec.dim_out)
         if norm == "sandwich":

@@ -241,9 +241,16 @@ class LateralFusion(nn.Module):
         return torch.cat([slow, self.relu(self.bn(self.conv(fast)))], dim=1)  # (B, C_s + 2βC_f, T/α, H, W)
 
 
+def slow_frame_indices(frames: int, alpha: int) -> Tensor:
+    """The T/α frames of a T-frame clip that the Slow pathway sees: ``linspace(0, T-1, T/α)`` truncated
+    (0, 4, 8, 13, ... for T = 32, α = 4), as PySlowFast's and PyTorchVideo's ``PackPathway`` pick them,
+    so converted models see the frames they were trained on."""
+    return torch.linspace(0, frames - 1, frames // alpha).long()
+
+
 class SlowFast(VideoModel):
-    """SlowFast network. Takes the Fast-rate clip (B, C, T, H, W); the Slow pathway sees every α-th
-    frame, so its T/α frames line up with the outputs of the stride-α lateral convolutions."""
+    """SlowFast network. Takes the Fast-rate clip (B, C, T, H, W); the Slow pathway sees T/α of its
+    frames (:func:`slow_frame_indices`), the stride-α lateral convolutions match that rate."""
 
     def __init__(
         self, cfg: SlowFastConfig, *, num_classes: int, dropout: float, drop_path: float, width: int,
@@ -273,10 +280,11 @@ class SlowFast(VideoModel):
 
     def pathway_shapes(self, input_shape: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
         c, t, h, w = input_shape
-        return [(c, -(-t // self.alpha), h, w), (c, t, h, w)]
+        return [(c, t // self.alpha, h, w), (c, t, h, w)]
 
     def forward_features(self, x: Tensor) -> list[Tensor]:
-        slow, fast = x[:, :, :: self.alpha], x  # (B, C, T, H, W) -> (B, C, T/α, H, W), (B, C, T, H, W)
+        slow = x.index_select(2, slow_frame_indices(x.shape[2], self.alpha).to(x.device))  # -> (B, C, T/α, H, W)
+        fast = x  # (B, C, T, H, W)
         slow, fast = self.slow["stem"](slow), self.fast["stem"](fast)
         slow = self.fuse[0](slow, fast)
         for k, name in enumerate(STAGES):
