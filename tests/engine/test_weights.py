@@ -45,7 +45,7 @@ def converted(tmp_path_factory, synthetic_data) -> tuple[Path, Path, torch.nn.Mo
 def test_converted_weights_initialise_a_model_with_a_new_head(converted, capsys) -> None:
     _, bare, source = converted
     model = create_model("x3d_xs", num_classes=10)
-    load_pretrained(model, str(bare), announce=True)
+    load_pretrained(model, str(bare), options={}, announce=True)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "classifier re-initialised for 10 classes" in err[0] and "has 7" in err[0]
     own, theirs = model.state_dict(), source.state_dict()
@@ -55,7 +55,7 @@ def test_converted_weights_initialise_a_model_with_a_new_head(converted, capsys)
 def test_converted_weights_of_another_architecture_name_the_keys(converted) -> None:
     _, bare, _ = converted
     with pytest.raises(CheckpointError) as err:
-        load_pretrained(create_model("x3d_xs", num_classes=7, depth_factor=1.0), str(bare), announce=False)
+        load_pretrained(create_model("x3d_xs", num_classes=7, depth_factor=1.0), str(bare), options={}, announce=False)
     assert "bare.pt: weights do not fit the X3D model" in str(err.value) and "\n" not in str(err.value)
     assert "unexpected 302 (res2.1.conv_a.weight" in str(err.value)
 
@@ -96,3 +96,17 @@ def test_converted_weights_fine_tune_on_the_synthetic_set(converted, tiny_args, 
     assert main(argv) == 0
     assert "classifier re-initialised for 10 classes" in capsys.readouterr().err
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["iterations"] >= 1
+
+
+def test_converted_options_must_match_the_recipe(tmp_path) -> None:
+    """A converted softmax I3D-NL needs model.options.nonlocal_form=softmax: one line says so."""
+    tiny = {"width": 8, "stage_depths": (1, 2, 2, 1)}
+    model = create_model("i3d_nl_r50_8x8", num_classes=7, nonlocal_form="softmax", **tiny)
+    torch.save({"model": model.state_dict(), "model_name": "i3d_nl_r50_8x8", "num_classes": 7,
+                "converted_from": {"source": "pyslowfast", "file": "x"}, "model_options": {"nonlocal_form": "softmax"}},
+               tmp_path / "nl.pt")
+    assert load_weights(tmp_path / "nl.pt").options == {"nonlocal_form": "softmax"}
+    load_pretrained(model, str(tmp_path / "nl.pt"), options={"nonlocal_form": "softmax"}, announce=False)
+    with pytest.raises(CheckpointError, match=r"nl.pt: converted as i3d_nl_r50_8x8 with nonlocal_form=softmax; "
+                                              r"set model.options.nonlocal_form=softmax$"):
+        load_pretrained(model, str(tmp_path / "nl.pt"), options={}, announce=False)

@@ -522,7 +522,7 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
     model = build_model(cfg, num_classes=train_ann.num_classes)
     check_shapes(model, [*schedule.shapes, ClipShape(cfg.data.frames, cfg.data.crop)], model_name=cfg.model.name)
     if cfg.model.pretrained:
-        load_pretrained(model, cfg.model.pretrained, announce=env.is_main)
+        load_pretrained(model, cfg.model.pretrained, options=cfg.model.options, announce=env.is_main)
 
     # model on the device: synchronised BN for tiny per-process batches, else sub-batch BN for multigrid
     model = D.sync_batch_norm(model, env, cfg.train.batch_size // env.world_size, cfg.multigrid.bn_base_size)

@@ -11,7 +11,7 @@ sampling rate of the variant it was trained as) with the Kinetics mean and std b
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class Weights:
     config: Config | None
     """The run config of a training checkpoint (None for a converted file)."""
     multi_label: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    """Builder options a converted model needs beyond its registered variant (e.g. ``nonlocal_form``)."""
 
 
 def load_weights(path: str | Path) -> Weights:
@@ -50,18 +52,25 @@ def load_weights(path: str | Path) -> Weights:
         )
     if isinstance(obj, dict) and all(k in obj for k in CONVERTED_KEYS):
         classes = list(obj["classes"]) if obj.get("classes") else None
-        return Weights(path, dict(obj["model"]), str(obj["model_name"]), classes, None)
+        options = dict(obj.get("model_options") or {})
+        return Weights(path, dict(obj["model"]), str(obj["model_name"]), classes, None, options=options)
     raise CheckpointError(
         f"{path}: not a vidgrid checkpoint (expected the keys {', '.join(CHECKPOINT_KEYS)}, "
         f"or {', '.join(CONVERTED_KEYS)} as written by vidgrid convert)"
     )
 
 
-def load_pretrained(model: nn.Module, path: str, *, announce: bool) -> None:
-    """Initialise ``model`` from ``path`` (either kind of file). A classifier of another size keeps its
-    fresh initialisation, said in one line when ``announce``; any other mismatch is a one-line error
-    naming the keys."""
+def load_pretrained(model: nn.Module, path: str, *, options: dict[str, Any], announce: bool) -> None:
+    """Initialise ``model`` (built with the recipe's ``model.options``) from ``path`` (either kind of
+    file). A classifier of another size keeps its fresh initialisation, said in one line when
+    ``announce``; any other mismatch, of keys or of the options a converted model needs, is a one-line
+    error."""
     weights = load_weights(path)
+    for key, value in weights.options.items():
+        if options.get(key) != value:
+            raise CheckpointError(
+                f"{path}: converted as {weights.model_name} with {key}={value}; set model.options.{key}={value}"
+            )
     state = dict(weights.state)
     own = model.state_dict()
     resized = [k for k in state if k.startswith("head.") and k in own and state[k].shape != own[k].shape]
@@ -109,7 +118,7 @@ def model_from_weights(weights: Weights, *, recipe: Config | None = None) -> tup
         cfg = weights.config
         model = build_model(cfg, num_classes=len(classes))
     else:
-        model = create_model(weights.model_name, num_classes=len(classes))
+        model = create_model(weights.model_name, num_classes=len(classes), **weights.options)
         cfg = recipe if recipe is not None else converted_config(model, weights.model_name)
     load_model_weights(model, weights.state, source=f"{weights.path} ({weights.model_name})")
     return model.eval(), classes, cfg

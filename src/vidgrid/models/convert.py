@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+import yaml
 from torch import Tensor, nn
 
 from vidgrid.errors import CheckpointError, VidgridError
 from vidgrid.models.mvit import MViT
 from vidgrid.models.registry import create_model, list_models
-from vidgrid.models.resnet3d import ResNet3D, SlowFast
+from vidgrid.models.resnet3d import RESNET3D_CONFIGS, ResNet3D, SlowFast
 from vidgrid.models.x3d import X3D
 
 Source = Literal["pyslowfast", "pytorchvideo"]
@@ -287,9 +288,10 @@ def _preview(items: list[str], limit: int = 8) -> str:
     return shown + (f", ... (+{len(items) - limit} more)" if len(items) > limit else "")
 
 
-def load_source(path: Path) -> dict[str, Tensor]:
+def load_source(path: Path) -> tuple[dict[str, Tensor], dict]:
     """A PySlowFast/PyTorchVideo checkpoint's weights: ``model_state`` if present, else the file
-    itself when it is a plain state dict (loaded with ``weights_only=True``)."""
+    itself when it is a plain state dict (loaded with ``weights_only=True``); and the config a
+    PySlowFast checkpoint saves under ``cfg`` (a YAML dump; ``{}`` when absent)."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
@@ -301,7 +303,22 @@ def load_source(path: Path) -> dict[str, Tensor]:
         raise CheckpointError(f"{path}: expected a state dict of tensors (or one under 'model_state')")
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
-    return state
+    try:
+        saved = yaml.safe_load(obj["cfg"]) if isinstance(obj.get("cfg"), str) else None
+    except yaml.YAMLError:
+        saved = None
+    return state, saved if isinstance(saved, dict) else {}
+
+
+def source_options(saved_cfg: dict, model_name: str) -> dict[str, str]:
+    """Builder options fixed by the source's saved config where they differ from our variant: the
+    non-local pairwise function (PySlowFast ``NONLOCAL.INSTANTIATION``, default ``dot_product`` in
+    PySlowFast as in ours). Parameter-free choices like this one cannot be read from the weights."""
+    variant = RESNET3D_CONFIGS.get(model_name)
+    if variant is None or not any(variant.nonlocal_blocks):
+        return {}
+    form = (saved_cfg.get("NONLOCAL") or {}).get("INSTANTIATION", "dot_product")
+    return {} if form == "dot_product" else {"nonlocal_form": str(form)}
 
 
 # Small sizes so that finding the classifier's key does not build a full network.
@@ -321,14 +338,16 @@ def _probe(model_name: str) -> nn.Module:
 def convert_command(src: Path, dst: Path, *, source: str, model: str, classes: list[str] | None = None) -> int:
     """``vidgrid convert SRC DST --from pyslowfast|pytorchvideo --model NAME [--classes FILE]``: write a
     vidgrid checkpoint ``{"model": state_dict, "model_name": NAME, "num_classes": N, "converted_from": ...}``
-    plus ``"classes"`` (index = label) when the class names are given, which ``predict`` and ``eval`` need."""
+    plus ``"classes"`` (index = label) when the class names are given, which ``predict`` and ``eval`` need,
+    and ``"model_options"`` (builder options, :func:`source_options`) where the source's differ from ours."""
     if source not in SOURCES:
         raise VidgridError(f"--from: expected one of {', '.join(SOURCES)}, got '{source}'")
     if model not in list_models():
         raise VidgridError(f"--model: unknown model '{model}' (valid: {', '.join(list_models())})")
     if not model.startswith(_CONVERTIBLE):
         raise VidgridError(f"--model {model}: conversion supports {', '.join(m + '*' for m in _CONVERTIBLE)} only")
-    state = load_source(src)
+    state, saved_cfg = load_source(src)
+    options = source_options(saved_cfg, model)
     classifier = _names(key_table(_probe(model), source)["head.fc.weight"])[0]  # type: ignore[arg-type]
     if classifier not in state:
         raise CheckpointError(
@@ -337,7 +356,7 @@ def convert_command(src: Path, dst: Path, *, source: str, model: str, classes: l
     num_classes = int(state[classifier].shape[0])
     if classes is not None and len(classes) != num_classes:
         raise VidgridError(f"--classes: {len(classes)} class names, but {src} has a classifier of {num_classes} classes")
-    net = create_model(model, num_classes=num_classes)
+    net = create_model(model, num_classes=num_classes, **options)
     try:
         weights = convert_state_dict(state, net, source)  # type: ignore[arg-type]
     except CheckpointError as exc:
@@ -349,10 +368,12 @@ def convert_command(src: Path, dst: Path, *, source: str, model: str, classes: l
         "num_classes": num_classes,
         "converted_from": {"source": source, "file": str(src)},
         **({"classes": list(classes)} if classes is not None else {}),
+        **({"model_options": options} if options else {}),
     }
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".tmp")
     torch.save(ckpt, tmp)
     os.replace(tmp, dst)
-    print(f"converted {src} ({source}, {len(state)} tensors) -> {dst} ({model}, {num_classes} classes)")
+    extra = "".join(f", {k}={v}" for k, v in options.items())
+    print(f"converted {src} ({source}, {len(state)} tensors) -> {dst} ({model}{extra}, {num_classes} classes)")
     return 0
