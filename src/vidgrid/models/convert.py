@@ -335,20 +335,32 @@ def _probe(model_name: str) -> nn.Module:
     return create_model(model_name, num_classes=1, **_TINY[family])
 
 
-def convert_command(src: Path, dst: Path, *, source: str, model: str, classes: list[str] | None = None) -> int:
-    """``vidgrid convert SRC DST --from pyslowfast|pytorchvideo --model NAME [--classes FILE]``: write a
-    vidgrid checkpoint ``{"model": state_dict, "model_name": NAME, "num_classes": N, "converted_from": ...}``
-    plus ``"classes"`` (index = label) when the class names are given, which ``predict`` and ``eval`` need,
-    and ``"model_options"`` (builder options, :func:`source_options`) where the source's differ from ours."""
-    if source not in SOURCES:
-        raise VidgridError(f"--from: expected one of {', '.join(SOURCES)}, got '{source}'")
+def convert_command(
+    src: Path, dst: Path, *, source: str, model: str, classes: list[str] | None = None, inflation: str = "mean"
+) -> int:
+    """``vidgrid convert SRC DST --from pyslowfast|pytorchvideo|resnet2d --model NAME [--classes FILE]
+    [--inflate mean|center]``: write a vidgrid checkpoint ``{"model": state_dict, "model_name": NAME,
+    "num_classes": N, "converted_from": ...}`` plus ``"classes"`` (index = label) when the class names
+    are given, which ``predict`` and ``eval`` need, and ``"model_options"`` (builder options,
+    :func:`source_options`) where the source's differ from ours. ``resnet2d`` inflates a 2-D ResNet
+    (:mod:`vidgrid.models.inflate`)."""
+    from vidgrid.models.inflate import INFLATABLE, INFLATIONS, fresh_summary, inflate_state_dict
+
+    if source not in (*SOURCES, "resnet2d"):
+        raise VidgridError(f"--from: expected one of {', '.join(SOURCES)}, resnet2d, got '{source}'")
     if model not in list_models():
         raise VidgridError(f"--model: unknown model '{model}' (valid: {', '.join(list_models())})")
-    if not model.startswith(_CONVERTIBLE):
-        raise VidgridError(f"--model {model}: conversion supports {', '.join(m + '*' for m in _CONVERTIBLE)} only")
+    convertible = INFLATABLE if source == "resnet2d" else _CONVERTIBLE
+    if not model.startswith(convertible):
+        raise VidgridError(f"--model {model}: --from {source} supports {', '.join(m + '*' for m in convertible)} only")
+    if inflation not in INFLATIONS:
+        raise VidgridError(f"--inflate: expected one of {', '.join(INFLATIONS)}, got '{inflation}'")
     state, saved_cfg = load_source(src)
-    options = source_options(saved_cfg, model)
-    classifier = _names(key_table(_probe(model), source)["head.fc.weight"])[0]  # type: ignore[arg-type]
+    options = source_options(saved_cfg, model) if source == "pyslowfast" else {}
+    if source == "resnet2d":
+        classifier = "fc.weight"
+    else:
+        classifier = _names(key_table(_probe(model), source)["head.fc.weight"])[0]  # type: ignore[arg-type]
     if classifier not in state:
         raise CheckpointError(
             f"{src}: no classifier weight '{classifier}' for {model} in {source} layout (wrong --from or --model?)"
@@ -357,16 +369,21 @@ def convert_command(src: Path, dst: Path, *, source: str, model: str, classes: l
     if classes is not None and len(classes) != num_classes:
         raise VidgridError(f"--classes: {len(classes)} class names, but {src} has a classifier of {num_classes} classes")
     net = create_model(model, num_classes=num_classes, **options)
+    converted_from = {"source": source, "file": str(src)}
     try:
-        weights = convert_state_dict(state, net, source)  # type: ignore[arg-type]
+        if source == "resnet2d":
+            weights, fresh = inflate_state_dict(state, net, inflation)  # type: ignore[arg-type]
+            converted_from["inflation"] = inflation
+        else:
+            weights, fresh = convert_state_dict(state, net, source), []  # type: ignore[arg-type]
     except CheckpointError as exc:
         raise CheckpointError(f"{src} does not match {model} in {source} layout: {exc}") from None
-    net.load_state_dict(weights)  # strict: the table covers every key
+    net.load_state_dict(weights)  # strict: the tables cover every key
     ckpt = {
         "model": net.state_dict(),
         "model_name": model,
         "num_classes": num_classes,
-        "converted_from": {"source": source, "file": str(src)},
+        "converted_from": converted_from,
         **({"classes": list(classes)} if classes is not None else {}),
         **({"model_options": options} if options else {}),
     }
@@ -376,4 +393,6 @@ def convert_command(src: Path, dst: Path, *, source: str, model: str, classes: l
     os.replace(tmp, dst)
     extra = "".join(f", {k}={v}" for k, v in options.items())
     print(f"converted {src} ({source}, {len(state)} tensors) -> {dst} ({model}{extra}, {num_classes} classes)")
+    if source == "resnet2d":
+        print(f"inflated ({inflation}); freshly initialised: {fresh_summary(fresh)}")
     return 0
