@@ -51,8 +51,8 @@ from vidgrid.engine.optim import clip_grad_norm, lr_at, optimizer_from_config, s
 from vidgrid.engine.weights import load_pretrained
 from vidgrid.errors import ConfigError, VidgridError
 from vidgrid.multigrid.sampler import EpochChain, ShortCycleBatchSampler
-from vidgrid.multigrid.schedule import MultigridSchedule, Segment, bn_groups, schedule_from_config
-from vidgrid.multigrid.subbatch_bn import convert_to_sub_batch_norm, recompute_bn_statistics, set_bn_groups
+from vidgrid.multigrid.schedule import MultigridSchedule, Segment, schedule_from_config
+from vidgrid.multigrid.subbatch_bn import convert_to_sub_batch_norm, recompute_bn_statistics
 from vidgrid.types import ClipShape
 
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -299,7 +299,7 @@ def fit(run: Run) -> dict[str, Any]:
             epoch = sampler.epoch
             # switch multigrid segment: the sampler's shapes and the BN groups follow it
             segment = schedule.segment_at(epoch)
-            set_bn_groups(run.model, bn_groups(segment, processes=run.env.world_size, bn_base_size=cfg.multigrid.bn_base_size))
+            D.set_bn_grouping(run.model, run.env, segment.base_batch, bn_base_size=cfg.multigrid.bn_base_size)
             train_one_epoch(run, itertools.islice(loaded, batches), sampler, progress)
             state.wall_time_s = time.perf_counter() - started
             if run.stop.signal is not None:
@@ -377,13 +377,13 @@ def precise_bn(run: Run, progress: Progress | None) -> None:
     shape = ClipShape(cfg.data.frames, cfg.data.crop)
     batch = max(1, cfg.train.batch_size // env.world_size)
     order = torch.randperm(len(run.train_set), generator=torch.Generator().manual_seed(cfg.train.seed + run.state.epoch))
-    # the same number of clips on every process: SyncBatchNorm's forward is a collective
+    # the same number of clips on every process: synchronised BN groups' forward is a collective
     count = min(len(run.train_set) // env.world_size, cfg.multigrid.precise_bn_batches * batch)
     mine = order[env.rank :: env.world_size][:count].tolist()
     batches = [[(i, shape, run.state.epoch) for i in mine[k : k + batch]] for k in range(0, len(mine), batch)]
     rng = rng_state()
     # the groups of the last segment, which trains at the base shape; the next epoch sets its own again
-    set_bn_groups(run.model, bn_groups(run.schedule.segments[-1], processes=env.world_size, bn_base_size=cfg.multigrid.bn_base_size))
+    D.set_bn_grouping(run.model, env, run.schedule.segments[-1].base_batch, bn_base_size=cfg.multigrid.bn_base_size)
     with run.autocast:
         used = recompute_bn_statistics(run.model, (model_input(run, clips) for clips, _, _ in train_loader(run, batches)))
     set_rng_state(rng)
@@ -524,10 +524,8 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
     if cfg.model.pretrained:
         load_pretrained(model, cfg.model.pretrained, options=cfg.model.options, announce=env.is_main)
 
-    # model on the device: synchronised BN for tiny per-process batches, else sub-batch BN for multigrid
-    model = D.sync_batch_norm(model, env, cfg.train.batch_size // env.world_size, cfg.multigrid.bn_base_size)
-    if cfg.multigrid.enabled:
-        convert_to_sub_batch_norm(model)
+    # model on the device, BN over groups of multigrid.bn_base_size clips (baseline too: X3D supp. §A.3)
+    convert_to_sub_batch_norm(model)
     model = prepare_model(model, cfg, env.device)
     base_lr = scaled_lr(cfg.optim.lr, cfg.train.batch_size, cfg.optim.reference_batch)
     optimizer = optimizer_from_config(model, cfg.optim, lr=base_lr)
