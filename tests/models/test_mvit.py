@@ -10,17 +10,8 @@ import torch
 
 from vidgrid.errors import ConfigError
 from vidgrid.models import create_model
-from vidgrid.models.mvit import (
-    MViT,
-    MViTConfig,
-    SeparablePositionEmbedding,
-    VARIANTS,
-    block_specs,
-    pooled_grid,
-    rel_pos_bias,
-    rel_pos_index,
-    resize_rel_table,
-)
+from vidgrid.models.mvit import VARIANTS, MViT, MViTConfig, block_specs, pooled_grid
+from vidgrid.models.mvit_position import SeparablePositionEmbedding, rel_pos_bias, rel_pos_index, resize_rel_table
 from vidgrid.models.profile import count_gmacs, count_params
 
 TINY = dict(embed_dim=8, num_heads=1, depths=(1, 1, 1, 1))
