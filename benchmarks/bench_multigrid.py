@@ -122,7 +122,9 @@ def _train(cfg: Config, folder: Path, title: str) -> dict:
     schedule = schedule_from_config(cfg)
     print(f"\n== {title}: {schedule.total_epochs} epochs, shapes "
           + ", ".join(f"{s.start_epoch}-{s.end_epoch}: {s.shape}" for s in schedule.segments), flush=True)
-    return train(cfg, folder, resume="auto" if (folder / "checkpoints").is_dir() else None)
+    if list(folder.glob("checkpoints/*.pt")):  # a stopped run: continue it
+        return train(cfg, folder, resume="auto")
+    return train(cfg, folder, overwrite=True)
 
 
 def suite_verdict(table: list[dict]) -> list[dict]:
@@ -177,7 +179,7 @@ def run_all(args: argparse.Namespace) -> None:
                   + ", ".join(f"{s.start_epoch}-{s.end_epoch}: {s.shape}" for s in schedule.segments), flush=True)
             folder = out / name if len(args.seeds) == 1 else out / f"{name}-seed{seed}"
             started = time.perf_counter()
-            summary = train(cfg, folder)
+            summary = train(cfg, folder, overwrite=True)
             results[name].append({
                 "seed": seed,
                 "wall_time_s": summary["wall_time_s"],

@@ -64,8 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="convert a PySlowFast or PyTorchVideo checkpoint")
     p.add_argument("src")
     p.add_argument("dst")
-    p.add_argument("--from", dest="source", choices=["pyslowfast", "pytorchvideo"], required=True)
+    p.add_argument("--from", dest="source", choices=["pyslowfast", "pytorchvideo", "resnet2d"], required=True,
+                   help="resnet2d: inflate a 2-D ResNet (torchvision/timm keys) into C2D, I3D, Slow or SlowFast")
     p.add_argument("--model", required=True, help="registered model name the checkpoint belongs to")
+    p.add_argument("--classes", default=None, metavar="FILE", help="class names, one per line in label order")
+    p.add_argument("--inflate", choices=["mean", "center"], default="mean",
+                   help="resnet2d: kernels repeated over time / k, or at the temporal centre (default: %(default)s)")
 
     p = sub.add_parser("synth", help="write the synthetic action dataset (H.264 MP4 + lists)")
     p.add_argument("out_dir")
@@ -181,9 +185,12 @@ def _run(args: argparse.Namespace) -> int | None:
             device=args.device, as_json=args.json,
         )
     if cmd == "convert":
+        from vidgrid.data.annotations import read_class_names
         from vidgrid.models.convert import convert_command
 
-        return convert_command(Path(args.src), Path(args.dst), source=args.source, model=args.model)
+        classes = read_class_names(Path(args.classes)) if args.classes else None
+        return convert_command(Path(args.src), Path(args.dst), source=args.source, model=args.model, classes=classes,
+                               inflation=args.inflate)
     if cmd == "synth":
         from vidgrid.data.synthetic import synth_command
 

@@ -1,6 +1,7 @@
 """Every packaged recipe loads, builds its multigrid schedule, and carries the seeds' numbers."""
 
 import pytest
+import torch
 
 from vidgrid.config import list_recipes, load_config
 from vidgrid.engine.build import build_model, check_shapes
@@ -52,3 +53,55 @@ def test_ssv2_recipe_has_no_flip_and_segment_sampling():
     cfg = load_config("ssv2_slowfast_r50")
     assert cfg.data.flip is False and cfg.data.temporal_sampling == "segment"
     assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.schedule.steps) == (0.03, 1e-6, [0, 14, 18])
+
+
+def test_mvitv2_b_recipe_uses_separate_absolute_embeddings_only():
+    """Seed 001 supplement §1 and Fig. 1 caption: no decomposed relative position embedding."""
+    cfg = load_config("mvitv2_b_kinetics")
+    assert cfg.model.options == {"rel_pos": False, "abs_pos": True}
+    with torch.device("meta"):
+        model = build_model(cfg, num_classes=400)
+    assert (model.cfg.rel_pos, model.cfg.abs_pos) == (False, True)
+    assert not any("rel_pos" in k for k in model.state_dict())
+    assert {"pos_embed.pos_embed_spatial", "pos_embed.pos_embed_temporal"} <= set(model.state_dict())
+
+
+def test_x3d_recipe_tests_with_10_centre_views():
+    """X3D supplement Fig. A.1 / Table A.1: K-center testing with K = 10 clips, one centre crop each."""
+    cfg = load_config("x3d_s_kinetics")
+    assert (cfg.eval.clips, cfg.eval.crops, cfg.eval.crop, cfg.eval.short_side) == (10, 1, 182, 182)
+
+
+def test_charades_recipe_follows_the_x3d_supplement():
+    """X3D supplement §A.2: 24k iterations at batch 16, LR 0.02 with 10x steps, wd 1e-5, stride x2."""
+    cfg, kinetics = load_config("charades_x3d_s"), load_config("x3d_s_kinetics")
+    assert cfg.data.format == "charades" and cfg.model.name == "x3d_s"
+    assert (cfg.train.batch_size, cfg.optim.lr, cfg.optim.reference_batch, cfg.optim.weight_decay) == (16, 0.02, 16, 1e-5)
+    assert cfg.train.epochs == round(24_000 * 16 / 7_985)
+    assert cfg.schedule.policy == "step" and cfg.schedule.lrs == [1.0, 0.1, 0.01]
+    assert cfg.data.sampling_rate == 2 * kinetics.data.sampling_rate and cfg.data.frames == kinetics.data.frames
+    assert (cfg.model.dropout, cfg.optim.momentum, cfg.multigrid.bn_base_size) == (0.5, 0.9, 8)
+
+
+def test_one_gpu_i3d_recipe_follows_the_multigrid_case_study():
+    """Multigrid paper §5: 1,200k iterations of 8 clips (~40 epochs), LR 0.00125 /10 at 600k and 1,000k."""
+    cfg = load_config("i3d_r50_1gpu")
+    assert (cfg.model.name, cfg.train.batch_size, cfg.optim.lr, cfg.optim.reference_batch) == ("i3d_r50_8x8", 8, 0.00125, 8)
+    assert cfg.train.epochs == 1_200_000 * 8 // 240_000
+    assert cfg.schedule.steps == [0, 600_000 * 8 // 240_000, 1_000_000 * 8 // 240_000]
+    assert (cfg.data.frames, cfg.data.sampling_rate, cfg.model.dropout) == (8, 8, 0.0)
+    assert cfg.data.min_short == cfg.data.max_short  # random scaling off
+    assert cfg.schedule.warmup_epochs == 0
+
+
+def test_i3d_nl_recipe_follows_the_multigrid_paper():
+    """Multigrid paper §4.4: 16x4 clips, 100k iterations at batch 256, LR 0.04 /10 at 37.5k and 75k."""
+    cfg = load_config("i3d_nl_r50_kinetics")
+    assert (cfg.data.frames, cfg.data.sampling_rate) == (16, 4)
+    assert (cfg.train.batch_size, cfg.optim.lr, cfg.optim.reference_batch) == (256, 0.04, 256)
+    assert cfg.train.epochs == 100_000 * 256 // 240_000
+    assert cfg.schedule.steps == [0, 37_500 * 256 // 240_000, 75_000 * 256 // 240_000]
+    assert cfg.schedule.warmup_epochs == 0 and "nonlocal_form" not in cfg.model.options
+    with torch.device("meta"):
+        model = build_model(cfg, num_classes=400)
+    assert {b.form for b in model.res4.nonlocal_blocks.values()} == {"dot_product"}

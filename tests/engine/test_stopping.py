@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_resume import TIMEOUT_S, wait_for_checkpoint
-from vidgrid.config import load_config
+from test_resume import wait_for_checkpoint
 from vidgrid.data.dataset import VideoTestDataset
 from vidgrid.engine.checkpoint import list_checkpoints, load_checkpoint
 from vidgrid.engine.stopping import exit_status, resume_command

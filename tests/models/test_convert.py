@@ -154,7 +154,7 @@ def test_load_source_and_cli_errors(tmp_path, capsys, tiny_model) -> None:
     theirs = _their_state(model, "pyslowfast")
     path = tmp_path / "ddp.pyth"
     torch.save({"model_state": {f"module.{k}": v for k, v in theirs.items()}}, path)
-    assert set(load_source(path)) == set(theirs)
+    assert set(load_source(path)[0]) == set(theirs)
     bad = tmp_path / "bad.pyth"
     torch.save({"model_state": {"a": 1}}, bad)
     with pytest.raises(CheckpointError, match="expected a state dict of tensors"):
@@ -280,16 +280,22 @@ def test_mvit_missing_unexpected_and_refused_layouts(tiny_model, tmp_path) -> No
     theirs["blocks.0.attn.rel_pos_h"] = torch.zeros(3, 8)
     with pytest.raises(CheckpointError, match=r"wrong shapes \(1\): blocks.0.attn.rel_pos_h \(3, 8\)"):
         convert_state_dict(theirs, v2, "pyslowfast")
-    # separate q/k/v in a PySlowFast checkpoint: pooled before or after projection, unknowable here
-    qkv = theirs.pop("blocks.0.attn.qkv.weight")
-    theirs.update(zip(("blocks.0.attn.q.weight", "blocks.0.attn.k.weight", "blocks.0.attn.v.weight"), qkv.chunk(3)))
-    with pytest.raises(CheckpointError, match="separate attn.q/k/v projections"):
-        convert_state_dict(theirs, v2, "pyslowfast")
     # PyTorchVideo has no MViTv2
     path = tmp_path / "v2.pyth"
     torch.save(_mvit_their_state(v2, "pyslowfast"), path)
     with pytest.raises(CheckpointError, match="PyTorchVideo has no MViTv2 models"):
         convert_command(path, tmp_path / "x.pt", source="pytorchvideo", model="mvitv2_b_32x3")
+
+
+@pytest.mark.parametrize("name", ["mvitv1_b_16x4", "mvitv2_s_16x4"])
+def test_pyslowfast_separate_qkv_projections_are_stacked(tiny_model, name: str) -> None:
+    """SEPARATE_QKV (and MViTv1-era) PySlowFast checkpoints: q, k, v projected before pooling, as ours."""
+    model = tiny_model(name)
+    theirs = _mvit_their_state(model, "pyslowfast")
+    for key in [k for k in theirs if ".attn.qkv." in k]:
+        theirs.update(zip((key.replace(".qkv.", f".{n}.") for n in "qkv"), theirs.pop(key).chunk(3)))
+    converted = convert_state_dict(theirs, model, "pyslowfast")
+    assert all(torch.equal(converted[k], v) for k, v in model.state_dict().items())
 
 
 def test_mvit_full_size_tables(meta_model) -> None:
@@ -298,3 +304,24 @@ def test_mvit_full_size_tables(meta_model) -> None:
     v1 = key_table(meta_model("mvitv1_b_16x4"), "pytorchvideo")
     assert v1["blocks.15.attn.qkv.bias"] == tuple(f"blocks.15.attn.{n}.bias" for n in "qkv")
     assert v1["pos_embed.pos_embed_spatial"] == "cls_positional_encoding.pos_embed_spatial"
+
+
+@pytest.mark.parametrize("saved,options", [
+    (None, {}),
+    ("NONLOCAL:\n  INSTANTIATION: dot_product\n", {}),
+    ("NONLOCAL:\n  INSTANTIATION: softmax\n", {"nonlocal_form": "softmax"}),
+])
+def test_pyslowfast_nonlocal_instantiation_is_mapped(saved, options, tmp_path, monkeypatch, tiny_model) -> None:
+    """PySlowFast saves its config as YAML under ``cfg``; NONLOCAL.INSTANTIATION picks our non-local form."""
+    model = tiny_model("i3d_nl_r50_8x8", num_classes=7)
+    torch.save({"model_state": _their_state(model, "pyslowfast"), **({"cfg": saved} if saved else {})}, tmp_path / "nl.pyth")
+    built = []  # the builder options of each model conversion creates (its size options left out)
+
+    def create(name, num_classes, **kw):
+        built.append({k: v for k, v in kw.items() if k not in ("width", "stage_depths")})
+        return tiny_model(name, num_classes, **built[-1])
+
+    monkeypatch.setattr("vidgrid.models.convert.create_model", create)
+    assert convert_command(tmp_path / "nl.pyth", tmp_path / "nl.pt", source="pyslowfast", model="i3d_nl_r50_8x8") == 0
+    assert torch.load(tmp_path / "nl.pt", weights_only=True).get("model_options", {}) == options
+    assert built[-1] == options

@@ -10,17 +10,8 @@ import torch
 
 from vidgrid.errors import ConfigError
 from vidgrid.models import create_model
-from vidgrid.models.mvit import (
-    MViT,
-    MViTConfig,
-    SeparablePositionEmbedding,
-    VARIANTS,
-    block_specs,
-    pooled_grid,
-    rel_pos_bias,
-    rel_pos_index,
-    resize_rel_table,
-)
+from vidgrid.models.mvit import VARIANTS, MViT, block_specs, pooled_grid
+from vidgrid.models.mvit_position import SeparablePositionEmbedding, rel_pos_bias, rel_pos_index, resize_rel_table
 from vidgrid.models.profile import count_gmacs, count_params
 
 TINY = dict(embed_dim=8, num_heads=1, depths=(1, 1, 1, 1))
@@ -117,6 +108,8 @@ def test_builder_defaults_and_overrides() -> None:
     with torch.device("meta"):
         v2b = create_model("mvitv2_b_32x3", dropout=0.2)
         v1 = create_model("mvitv1_b_16x4")
+        v2s = create_model("mvitv2_s_16x4")
+    assert v2s.cfg.drop_path == 0.2  # PySlowFast's MVITv2_S_16x4 recipe
     assert (v2b.cfg.dropout, v2b.cfg.drop_path, v2b.head.dropout.p) == (0.2, 0.3, 0.2)
     assert (v1.cfg.drop_path, v1.cfg.rel_pos, v1.cfg.abs_pos, v1.cfg.version) == (0.2, False, True, 1)
     assert v2b.blocks[-1].drop_path.p == pytest.approx(0.3) and v2b.blocks[0].drop_path.p == 0.0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidgrid.models.resnet3d import NonLocal, SLOWFAST_CONFIGS
+from vidgrid.errors import ConfigError
+from vidgrid.models.resnet3d import SLOWFAST_CONFIGS, NonLocal, slow_frame_indices
 
 # name: (parameters with 400 classes: exact int or the reference table's rounding, GMACs at 224², at 256²)
 REFERENCE = {
@@ -69,12 +70,9 @@ def test_slowfast_derives_the_slow_pathway_from_the_fast_clip(tiny_model) -> Non
         slow, fast = model.forward_features(torch.randn(1, 3, 16, 64, 64))
     assert slow.shape[2:] == (4, 2, 2) and fast.shape[2:] == (16, 2, 2)
     assert model.head.in_features == slow.shape[1] + fast.shape[1]
-    # the Slow pathway sees frames 0, α, 2α, ...: changing any other frame leaves its stem output alone
-    x = torch.randn(1, 3, 16, 64, 64)
-    y = x.clone()
-    y[:, :, 1::4] += 1.0
-    with torch.no_grad():
-        assert torch.equal(model.slow["stem"](x[:, :, ::4]), model.slow["stem"](y[:, :, ::4]))
+    # the Slow pathway sees the peers' linspace(0, T-1, T/α) frames (PackPathway), not every α-th one
+    assert slow_frame_indices(32, 4).tolist() == [0, 4, 8, 13, 17, 22, 26, 31]
+    assert slow_frame_indices(16, 8).tolist() == [0, 15]
 
 
 def test_temporal_pool_halves_time_in_c2d_and_i3d(tiny_model) -> None:
@@ -86,7 +84,7 @@ def test_temporal_pool_halves_time_in_c2d_and_i3d(tiny_model) -> None:
 
 
 def test_nonlocal_block_starts_as_identity_and_handles_tiny_maps() -> None:
-    block = NonLocal(16, 8)
+    block = NonLocal(16, 8, form="dot_product")
     block.zero_init_last()
     block.eval()
     for shape in ((2, 16, 4, 6, 6), (1, 16, 2, 1, 1)):
@@ -96,3 +94,28 @@ def test_nonlocal_block_starts_as_identity_and_handles_tiny_maps() -> None:
     torch.nn.init.ones_(block.bn.weight)
     with torch.no_grad():
         assert not torch.equal(block(x), x)
+
+
+@pytest.mark.parametrize("form", ["dot_product", "softmax"])
+def test_nonlocal_pairwise_function(form: str) -> None:
+    """dot product: (θφᵀ / N) g with N pooled positions; softmax: softmax(θφᵀ / √C') g (PySlowFast's)."""
+    block = NonLocal(8, 4, form=form).eval()
+    torch.nn.init.ones_(block.bn.weight)
+    x = torch.randn(2, 8, 2, 4, 4)
+    theta = block.conv_theta(x).flatten(2)  # (B, C', THW)
+    pooled = block.pool(x)
+    phi, g = block.conv_phi(pooled).flatten(2), block.conv_g(pooled).flatten(2)  # (B, C', N)
+    affinity = torch.einsum("bci,bcj->bij", theta, phi)
+    weights = affinity / phi.shape[2] if form == "dot_product" else torch.softmax(affinity / 2.0, dim=-1)
+    y = torch.einsum("bij,bcj->bci", weights, g).reshape(2, 4, 2, 4, 4)
+    with torch.no_grad():
+        assert torch.allclose(block(x), x + block.bn(block.conv_out(y)), atol=1e-5)
+
+
+def test_i3d_nl_is_dot_product_by_default_and_softmax_on_request(tiny_model) -> None:
+    """Multigrid paper §4.4: "5 (dot product) non-local blocks"."""
+    forms = lambda m: {b.form for s in (m.res3, m.res4) for b in s.nonlocal_blocks.values()}  # noqa: E731
+    assert forms(tiny_model("i3d_nl_r50_8x8")) == {"dot_product"}
+    assert forms(tiny_model("i3d_nl_r50_8x8", nonlocal_form="softmax")) == {"softmax"}
+    with pytest.raises(ConfigError, match="nonlocal_form 'gaussian'"):
+        tiny_model("i3d_nl_r50_8x8", nonlocal_form="gaussian")

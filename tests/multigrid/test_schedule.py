@@ -9,7 +9,6 @@ import pytest
 from vidgrid.config import load_config
 from vidgrid.errors import ConfigError, VidgridError
 from vidgrid.multigrid.schedule import (
-    bn_groups,
     build_schedule,
     epoch_plan,
     scaled_batch,
@@ -189,12 +188,6 @@ def test_small_recipe_keeps_whole_epochs():
     assert all(seg.epochs >= 1 for seg in s.segments)
     assert s.segments[-1].shape == ClipShape(8, 64)
     assert [str(x) for x in s.segments[0].shapes] == ["2x32²", "2x45²", "2x45²"]
-
-
-def test_bn_groups_use_the_long_cycle_batch():
-    s = paper(long_cycle=LONG, short_cycle=SHORT)
-    assert [bn_groups(seg, processes=128, bn_base_size=8) for seg in s.segments[:4]] == [4, 2, 1, 1]
-    assert bn_groups(s.segments[0], processes=1, bn_base_size=8) == 512
 
 
 def test_schedule_from_packaged_recipe_and_overrides():

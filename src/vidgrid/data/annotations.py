@@ -53,6 +53,11 @@ class Annotations:
         return len(self.classes)
 
 
+FORMAT_META: dict[str, dict] = {"ssv2": {"flip_sensitive": True}}
+"""What a format itself says about its data (a ``meta.json`` beside the list overrides it):
+Something-Something's labels name directions ("from left to right"), so no random flip."""
+
+
 def load_annotations(
     source: str | Path,
     *,
@@ -88,7 +93,7 @@ def load_annotations(
         annotations = _read_charades(source, data_root, class_file or _optional(base / "classes.txt"))
     else:
         raise DataError(f"{source}: unknown annotation format '{fmt}' (expected auto, kinetics, folder, ssv2 or charades)")
-    annotations.meta = _read_meta(base / "meta.json")
+    annotations.meta = {**FORMAT_META.get(fmt, {}), **_read_meta(base / "meta.json")}
     return annotations
 
 

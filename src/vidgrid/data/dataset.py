@@ -5,7 +5,8 @@ chooses the shape t × s² of each mini-batch and the dataset resamples the vide
 yields it (multigrid paper §3.1, §4 "Multigrid Training Details"):
 
 - time: stride uniform in [τ, τ·T/t] with a random start (``stride``), or one random frame per equal
-  segment (``segment``, SSv2); a span longer than the video repeats the last frame;
+  segment (``segment``, SSv2: any video of one frame or more, frames repeated when it has fewer than
+  t, as the SlowFast and MViT SSv2 pipelines do); a span longer than the video repeats the last frame;
 - space: short-side jitter in [round(min_short·s/S), max_short] then a random s×s crop
   (``rescale_crop``), or RandomResizedCrop to s×s (``resized_crop``); optional horizontal flip and
   RandAugment (one op sequence per clip).
@@ -19,8 +20,9 @@ in shared memory, so persistent DataLoader workers see it too), or name the epoc
 ``(index, shape, epoch)``, when one loader runs across epoch boundaries (the trainer's: its workers
 decode the next epoch's first batches while the current epoch ends).
 
-**Broken videos never stop a run.** A video that is missing, cannot be decoded, or has fewer frames
-than the base clip length T is replaced by another random sample of the same shape, at most
+**Broken videos never stop a run.** A video that is missing, cannot be decoded, or (with ``stride``
+sampling) has fewer frames than the base clip length T is replaced by another random sample of the
+same shape, at most
 ``max_retries`` times (then :class:`~vidgrid.errors.DataError`). Failures go into a shared-memory
 table of codes per sample (created before the DataLoader forks its workers), so each is logged once
 with path and reason and :meth:`VideoClipDataset.skipped` lists them in the main process even when
@@ -226,7 +228,7 @@ class VideoClipDataset(Dataset):
     def _clip(self, index: int, shape: ClipShape, rng: random.Random) -> torch.Tensor:
         """Decode and augment one clip of sample ``index``: uint8 (C, t, s, s)."""
         num_frames = self._failures.frame_count(index)
-        if num_frames < self.base_frames:
+        if self.temporal_sampling == "stride" and num_frames < self.base_frames:
             raise _TooShort(f"{num_frames} frames, fewer than the base clip's {self.base_frames}")
         if self.temporal_sampling == "segment":
             indices = sampling.random_segment_indices(num_frames, shape.frames, rng)

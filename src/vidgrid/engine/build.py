@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -85,17 +84,6 @@ def check_shapes(model: nn.Module, shapes: Iterable[ClipShape], *, model_name: s
                 f"'data.crop': the run uses {shape} clips but {model_name} needs a crop divisible by "
                 f"{model.crop_multiple}"
             )
-
-
-def load_pretrained(model: nn.Module, path: str) -> None:
-    """Initialise from a vidgrid checkpoint; a classifier of another size stays freshly initialised."""
-    from vidgrid.engine.checkpoint import load_checkpoint, load_model_weights
-
-    state = dict(load_checkpoint(path)["model"])
-    own = model.state_dict()
-    for key in [k for k in state if k.startswith("head.") and k in own and state[k].shape != own[k].shape]:
-        state[key] = own[key]
-    load_model_weights(model, state, source=path)
 
 
 def prepare_model(model: nn.Module, cfg: Config, device: torch.device) -> nn.Module:

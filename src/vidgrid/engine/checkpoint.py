@@ -140,6 +140,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a vidgrid checkpoint with ``weights_only=True``; a missing, truncated or foreign file is a
     :class:`CheckpointError` naming the file."""
     path = Path(path)
+    ckpt = read_torch_file(path)
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in CHECKPOINT_KEYS):
+        raise CheckpointError(f"{path}: not a vidgrid checkpoint (expected the keys {', '.join(CHECKPOINT_KEYS)})")
+    return ckpt
+
+
+def read_torch_file(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)``; a missing or unreadable file is a :class:`CheckpointError`."""
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
@@ -149,8 +157,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or foreign file: {reason[:200]})") from None
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in CHECKPOINT_KEYS):
-        raise CheckpointError(f"{path}: not a vidgrid checkpoint (expected the keys {', '.join(CHECKPOINT_KEYS)})")
     return ckpt
 
 
@@ -213,15 +219,3 @@ def load_model_weights(model: nn.Module, state: dict[str, torch.Tensor], *, sour
         arch = type(model).__name__
         raise CheckpointError(f"{source}: weights do not fit the {arch} model (another architecture?): {'; '.join(parts)}")
     model.load_state_dict(state)
-
-
-def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[nn.Module, list[str], Any]:
-    """Rebuild the trained model in eval mode, with its class names and run config, for eval/predict."""
-    from vidgrid.config import config_from_dict
-    from vidgrid.engine.build import build_model
-
-    cfg = config_from_dict(ckpt["config"], where="checkpoint config")
-    classes = list(ckpt["classes"])
-    model = build_model(cfg, num_classes=len(classes))
-    load_model_weights(model, ckpt["model"], source=f"checkpoint of {cfg.model.name}")
-    return model.eval(), classes, cfg

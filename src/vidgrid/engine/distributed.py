@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Iterable, Iterator, Literal
@@ -23,6 +22,8 @@ import torch.distributed as dist
 from torch import nn
 
 from vidgrid.errors import ConfigError, VidgridError
+from vidgrid.multigrid.bn_grouping import BNGrouping, bn_grouping
+from vidgrid.multigrid.subbatch_bn import set_bn_groups
 
 TIMEOUT = timedelta(seconds=int(os.environ.get("VIDGRID_DIST_TIMEOUT_S", "600")))
 """How long a collective waits for a silent peer before every process gives up."""
@@ -188,20 +189,32 @@ def gather_objects(obj: object) -> list[object]:
 # model wrapping
 
 
-def sync_batch_norm(model: nn.Module, env: DistEnv, per_process_bn_batch: int, bn_base_size: int) -> nn.Module:
-    """Synchronise BatchNorm across processes when a process holds fewer clips than one BN group
-    (multigrid paper §3.2: statistics over ``bn_base_size`` clips). Only CUDA supports SyncBatchNorm;
-    on CPU the per-process statistics are kept, with a warning."""
-    if not env.distributed or per_process_bn_batch >= bn_base_size:
-        return model
-    if env.device.type != "cuda":
-        warnings.warn(
-            f"{per_process_bn_batch} clips per process < multigrid.bn_base_size={bn_base_size}, but SyncBatchNorm "
-            "needs CUDA: BatchNorm statistics stay per process",
-            stacklevel=2,
-        )
-        return model
-    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+_BN_PROCESS_GROUPS: dict[int, dist.ProcessGroup] = {}
+"""This process's BN process group for each group size used so far (created once, collectively)."""
+
+
+def bn_process_group(env: DistEnv, grouping: BNGrouping) -> dist.ProcessGroup | None:
+    """The group of processes this process pools BN statistics with, or None when it pools alone.
+    Every process must call this at the same point: ``new_group`` is a collective over all ranks,
+    which create every group of a size (in rank order) and keep their own."""
+    if not env.distributed or grouping.processes == 1:
+        return None
+    if grouping.processes not in _BN_PROCESS_GROUPS:
+        for ranks in grouping.process_groups(env.world_size):
+            group = dist.new_group(ranks)
+            if env.rank in ranks:
+                _BN_PROCESS_GROUPS[grouping.processes] = group
+    return _BN_PROCESS_GROUPS[grouping.processes]
+
+
+def set_bn_grouping(model: nn.Module, env: DistEnv, base_batch: int, *, bn_base_size: int) -> BNGrouping:
+    """Group the sub-batch BN layers of ``model`` for a global long-cycle batch of ``base_batch`` clips:
+    groups of ``bn_base_size`` clips within a process, or across a group of processes when a process
+    holds fewer (:func:`~vidgrid.multigrid.bn_grouping.bn_grouping`)."""
+    per_process_clips = max(1, base_batch // env.world_size)
+    grouping = bn_grouping(per_process_clips, world_size=env.world_size, bn_base_size=bn_base_size)
+    set_bn_groups(model, grouping.local_groups, bn_process_group(env, grouping))
+    return grouping
 
 
 def wrap_ddp(model: nn.Module, env: DistEnv) -> nn.Module:

@@ -267,25 +267,26 @@ def evaluate_checkpoint(cfg: Config, checkpoint: Path, out_dir: Path) -> dict:
     result, and returns the metrics plus ``skipped_videos`` (undecodable videos, left out). A list where
     no video can be evaluated is a DataError."""
     from vidgrid.engine.build import load_split
-    from vidgrid.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from vidgrid.engine.distributed import pick_device
+    from vidgrid.engine.weights import load_weights, model_from_weights
     from vidgrid.errors import CheckpointError, DataError
 
-    model, classes, trained = model_from_checkpoint(load_checkpoint(checkpoint))
+    weights = load_weights(checkpoint)
+    model, classes, trained = model_from_weights(weights, recipe=cfg)
     annotations = load_split(cfg, "val")
     if list(annotations.classes) != list(classes)[: annotations.num_classes]:
         raise CheckpointError(
             f"{checkpoint}: its {len(classes)} classes ({', '.join(classes[:3])}, ...) do not match the "
             f"{annotations.num_classes} classes of {cfg.data.val_list} ({', '.join(annotations.classes[:3])}, ...)"
         )
-    if trained.model.name != cfg.model.name:
-        print(f"note: the checkpoint holds {trained.model.name}; the recipe names {cfg.model.name}")
+    if weights.model_name != cfg.model.name:
+        print(f"note: the checkpoint holds {weights.model_name}; the recipe names {cfg.model.name}")
     device = pick_device(cfg.train.device, 0)
     model = model.to(device)
     dataset = eval_dataset_from_config(cfg, annotations)
     loader = eval_loader(dataset, batch_size=cfg.eval.batch_size, workers=cfg.data.workers)
     print(
-        f"evaluating {trained.model.name} on {len(dataset)} videos × {dataset.num_views} views "
+        f"evaluating {weights.model_name} on {len(dataset)} videos × {dataset.num_views} views "
         f"({cfg.eval.clips} clips × {cfg.eval.crops} crops of {cfg.data.frames}x{test_crop(cfg)}²) on {device}"
     )
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -92,23 +92,23 @@ def predict_command(videos: list[Path], checkpoint: Path, *, top: int, as_json: 
 
     A missing or undecodable video is an ``error: PATH: reason`` line on stderr; the others are still
     predicted and the exit code is 2."""
-    from vidgrid.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from vidgrid.engine.distributed import pick_device
+    from vidgrid.engine.weights import load_weights, model_from_weights
     from vidgrid.errors import VidgridError
 
     if top < 1:
         raise VidgridError(f"--top {top}: expected an integer >= 1")
-    ckpt = load_checkpoint(checkpoint)
-    model, classes, cfg = model_from_checkpoint(ckpt)
+    weights = load_weights(checkpoint)
+    model, classes, cfg = model_from_weights(weights)
     results = predict_videos(
         model, videos, classes=classes, cfg=cfg, device=pick_device("auto", 0), top=top,
-        multi_label=bool(ckpt.get("multi_label", False)),
+        multi_label=weights.multi_label,
     )
     failed = [r for r in results if "error" in r]
     for r in failed:
         print(f"error: {r['video']}: {r['error']}", file=sys.stderr)
     if as_json:
-        print(json.dumps({"checkpoint": str(checkpoint), "model": cfg.model.name, "predictions": results}, indent=2))
+        print(json.dumps({"checkpoint": str(checkpoint), "model": weights.model_name, "predictions": results}, indent=2))
     elif len(failed) < len(results):
         print(format_predictions(results))
     return 2 if failed else 0

@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from vidgrid.config import Config, config_to_dict, save_config
 from vidgrid.data.dataset import VideoClipDataset
 from vidgrid.engine import distributed as D
-from vidgrid.engine.build import build_model, check_shapes, load_pretrained, load_split, prepare_model, use_flip
+from vidgrid.engine.build import build_model, check_shapes, load_split, prepare_model, use_flip
 from vidgrid.engine.checkpoint import load_checkpoint, load_latest, load_model_weights, rng_state, set_rng_state, write_checkpoint
 from vidgrid.engine.device import normalize_clip
 from vidgrid.engine.evaluate import ViewScores, collect_scores, eval_dataset_from_config, report
@@ -51,10 +51,11 @@ from vidgrid.engine.mixup import Mixer, mixer_from_config
 from vidgrid.engine.optim import clip_grad_norm, lr_at, optimizer_from_config, scaled_lr, set_lr
 from vidgrid.engine.run_folder import check_run_folder, prepare_run_folder
 from vidgrid.engine.stopping import StopRequest, StopWhileWaiting, resume_command
+from vidgrid.engine.weights import load_pretrained
 from vidgrid.errors import ConfigError, VidgridError
 from vidgrid.multigrid.sampler import EpochChain, ShortCycleBatchSampler
-from vidgrid.multigrid.schedule import MultigridSchedule, Segment, bn_groups, schedule_from_config
-from vidgrid.multigrid.subbatch_bn import convert_to_sub_batch_norm, recompute_bn_statistics, set_bn_groups
+from vidgrid.multigrid.schedule import MultigridSchedule, Segment, schedule_from_config
+from vidgrid.multigrid.subbatch_bn import convert_to_sub_batch_norm, recompute_bn_statistics
 from vidgrid.types import ClipShape
 
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -272,7 +273,7 @@ def fit(run: Run) -> dict[str, Any]:
             epoch = sampler.epoch
             # switch multigrid segment: the sampler's shapes and the BN groups follow it
             segment = schedule.segment_at(epoch)
-            set_bn_groups(run.model, bn_groups(segment, processes=run.env.world_size, bn_base_size=cfg.multigrid.bn_base_size))
+            D.set_bn_grouping(run.model, run.env, segment.base_batch, bn_base_size=cfg.multigrid.bn_base_size)
             try:
                 train_one_epoch(run, itertools.islice(loaded, batches), sampler, progress)
             except StopWhileWaiting:  # the checkpoint of the last completed iteration
@@ -340,13 +341,13 @@ def precise_bn(run: Run, progress: Progress | None) -> None:
     shape = ClipShape(cfg.data.frames, cfg.data.crop)
     batch = max(1, cfg.train.batch_size // env.world_size)
     order = torch.randperm(len(run.train_set), generator=torch.Generator().manual_seed(cfg.train.seed + run.state.epoch))
-    # the same number of clips on every process: SyncBatchNorm's forward is a collective
+    # the same number of clips on every process: synchronised BN groups' forward is a collective
     count = min(len(run.train_set) // env.world_size, cfg.multigrid.precise_bn_batches * batch)
     mine = order[env.rank :: env.world_size][:count].tolist()
     batches = [[(i, shape, run.state.epoch) for i in mine[k : k + batch]] for k in range(0, len(mine), batch)]
     rng = rng_state()
     # the groups of the last segment, which trains at the base shape; the next epoch sets its own again
-    set_bn_groups(run.model, bn_groups(run.schedule.segments[-1], processes=env.world_size, bn_base_size=cfg.multigrid.bn_base_size))
+    D.set_bn_grouping(run.model, env, run.schedule.segments[-1].base_batch, bn_base_size=cfg.multigrid.bn_base_size)
     with run.autocast, loading(train_loader(run, batches), timeout_s=cfg.data.loader_timeout_s) as loaded:
         used = recompute_bn_statistics(run.model, (model_input(run, clips) for clips, _, _ in loaded))
     set_rng_state(rng)
@@ -493,12 +494,10 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
     model = build_model(cfg, num_classes=train_ann.num_classes)
     check_shapes(model, [*schedule.shapes, ClipShape(cfg.data.frames, cfg.data.crop)], model_name=cfg.model.name)
     if cfg.model.pretrained:
-        load_pretrained(model, cfg.model.pretrained)
+        load_pretrained(model, cfg.model.pretrained, options=cfg.model.options, announce=env.is_main)
 
-    # model on the device: synchronised BN for tiny per-process batches, else sub-batch BN for multigrid
-    model = D.sync_batch_norm(model, env, cfg.train.batch_size // env.world_size, cfg.multigrid.bn_base_size)
-    if cfg.multigrid.enabled:
-        convert_to_sub_batch_norm(model)
+    # model on the device, BN over groups of multigrid.bn_base_size clips (baseline too: X3D supp. §A.3)
+    convert_to_sub_batch_norm(model)
     model = prepare_model(model, cfg, env.device)
     base_lr = scaled_lr(cfg.optim.lr, cfg.train.batch_size, cfg.optim.reference_batch)
     optimizer = optimizer_from_config(model, cfg.optim, lr=base_lr)

@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+import yaml
 from torch import Tensor, nn
 
 from vidgrid.errors import CheckpointError, VidgridError
 from vidgrid.models.mvit import MViT
 from vidgrid.models.registry import create_model, list_models
-from vidgrid.models.resnet3d import ResNet3D, SlowFast
+from vidgrid.models.resnet3d import RESNET3D_CONFIGS, ResNet3D, SlowFast
 from vidgrid.models.x3d import X3D
 
 Source = Literal["pyslowfast", "pytorchvideo"]
@@ -166,15 +167,16 @@ _MVIT_PREFIXES: tuple[tuple[str, str, str], ...] = (
     ("head.fc.", "head.projection.", "head.proj."),
 )
 _MVIT_QKV = re.compile(r"(?P<attn>blocks\.\d+\.attn\.)qkv\.(?P<param>weight|bias)")
-_MVIT_SEPARATE_QKV = re.compile(r"blocks\.\d+\.attn\.[qkv]\.weight")
+_MVIT_SEPARATE_QKV = re.compile(r"(?P<attn>blocks\.\d+\.attn\.)q\.(?P<param>weight|bias)")
 
 
 def mvit_key(key: str, model: MViT, source: Source) -> SourceKey:
     """Render one of our MViT keys in the source's naming.
 
-    PySlowFast (``SEPARATE_QKV``/``POOL_FIRST`` off, as in its Kinetics configs) has one ``qkv``
-    projection like ours; PyTorchVideo builds separate ``q``, ``k``, ``v`` (its default, used by its
-    model zoo), which stack in that order into ``qkv``. PyTorchVideo has MViTv1 only."""
+    PySlowFast (``SEPARATE_QKV`` off, as in its Kinetics configs) has one ``qkv`` projection like ours
+    (separate ones are stacked first, :func:`stack_separate_qkv`); PyTorchVideo builds separate ``q``,
+    ``k``, ``v`` (its default, used by its model zoo), which stack in that order into ``qkv``.
+    PyTorchVideo has MViTv1 only."""
     if source == "pytorchvideo" and model.cfg.version == 2:
         raise CheckpointError("PyTorchVideo has no MViTv2 models; convert MViTv2 from a PySlowFast checkpoint")
     column = 0 if source == "pyslowfast" else 1
@@ -228,6 +230,19 @@ def fold_shortcut_bn(src: dict[str, Tensor], *, conv_key: str, bn_prefix: str, b
     src[bias_key] = src[bias_key] + bn["bias"] - bn["running_mean"] * scale
 
 
+def stack_separate_qkv(src: dict[str, Tensor]) -> None:
+    """Replace PySlowFast's separate ``attn.q/k/v`` projections (``SEPARATE_QKV``, and MViTv1-era
+    releases) by the ``attn.qkv`` they stack into, in place. With pooling after the projections
+    (``POOL_FIRST`` off, the default) separate and stacked projections compute the same. A
+    ``POOL_FIRST`` checkpoint has the same tensors wherever a block keeps its width, so its keys cannot
+    tell it apart; where the width changes its pooling shapes differ and conversion refuses them."""
+    for key in [k for k in src if _MVIT_SEPARATE_QKV.fullmatch(k)]:
+        m = _MVIT_SEPARATE_QKV.fullmatch(key)
+        parts = [f"{m['attn']}{name}.{m['param']}" for name in ("q", "k", "v")]
+        if all(p in src for p in parts):
+            src[f"{m['attn']}qkv.{m['param']}"] = torch.cat([src.pop(p) for p in parts])
+
+
 def convert_state_dict(src: dict[str, Tensor], model: nn.Module, source: Source) -> dict[str, Tensor]:
     """Map a source state dict onto ``model``'s keys; refuses missing, unexpected or misshapen entries
     with one line listing them."""
@@ -238,11 +253,8 @@ def convert_state_dict(src: dict[str, Tensor], model: nn.Module, source: Source)
             src, conv_key="s2.pathway0_res0.branch1.weight", bn_prefix=_X3D_FOLD_PREFIX,
             bias_key="s2.pathway0_res0.branch2.c_bn.bias",
         )
-    if isinstance(model, MViT) and source == "pyslowfast" and any(map(_MVIT_SEPARATE_QKV.fullmatch, src)):
-        raise CheckpointError(
-            "separate attn.q/k/v projections (POOL_FIRST, SEPARATE_QKV or a pre-MViTv2 PySlowFast release) "
-            "are not convertible: vidgrid's MViT has one qkv projection applied before pooling"
-        )
+    if isinstance(model, MViT) and source == "pyslowfast":
+        stack_separate_qkv(src)
     ours = model.state_dict()
     # (our key, source name, the shape that source tensor must have): a key made of n stacked
     # source tensors expects each to hold 1/n of its rows
@@ -276,9 +288,10 @@ def _preview(items: list[str], limit: int = 8) -> str:
     return shown + (f", ... (+{len(items) - limit} more)" if len(items) > limit else "")
 
 
-def load_source(path: Path) -> dict[str, Tensor]:
+def load_source(path: Path) -> tuple[dict[str, Tensor], dict]:
     """A PySlowFast/PyTorchVideo checkpoint's weights: ``model_state`` if present, else the file
-    itself when it is a plain state dict (loaded with ``weights_only=True``)."""
+    itself when it is a plain state dict (loaded with ``weights_only=True``); and the config a
+    PySlowFast checkpoint saves under ``cfg`` (a YAML dump; ``{}`` when absent)."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
@@ -290,7 +303,22 @@ def load_source(path: Path) -> dict[str, Tensor]:
         raise CheckpointError(f"{path}: expected a state dict of tensors (or one under 'model_state')")
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
-    return state
+    try:
+        saved = yaml.safe_load(obj["cfg"]) if isinstance(obj.get("cfg"), str) else None
+    except yaml.YAMLError:
+        saved = None
+    return state, saved if isinstance(saved, dict) else {}
+
+
+def source_options(saved_cfg: dict, model_name: str) -> dict[str, str]:
+    """Builder options fixed by the source's saved config where they differ from our variant: the
+    non-local pairwise function (PySlowFast ``NONLOCAL.INSTANTIATION``, default ``dot_product`` in
+    PySlowFast as in ours). Parameter-free choices like this one cannot be read from the weights."""
+    variant = RESNET3D_CONFIGS.get(model_name)
+    if variant is None or not any(variant.nonlocal_blocks):
+        return {}
+    form = (saved_cfg.get("NONLOCAL") or {}).get("INSTANTIATION", "dot_product")
+    return {} if form == "dot_product" else {"nonlocal_form": str(form)}
 
 
 # Small sizes so that finding the classifier's key does not build a full network.
@@ -307,37 +335,64 @@ def _probe(model_name: str) -> nn.Module:
     return create_model(model_name, num_classes=1, **_TINY[family])
 
 
-def convert_command(src: Path, dst: Path, *, source: str, model: str) -> int:
-    """``vidgrid convert SRC DST --from pyslowfast|pytorchvideo --model NAME``: write a vidgrid
-    checkpoint ``{"model": state_dict, "model_name": NAME, "num_classes": N, "converted_from": ...}``."""
-    if source not in SOURCES:
-        raise VidgridError(f"--from: expected one of {', '.join(SOURCES)}, got '{source}'")
+def convert_command(
+    src: Path, dst: Path, *, source: str, model: str, classes: list[str] | None = None, inflation: str = "mean"
+) -> int:
+    """``vidgrid convert SRC DST --from pyslowfast|pytorchvideo|resnet2d --model NAME [--classes FILE]
+    [--inflate mean|center]``: write a vidgrid checkpoint ``{"model": state_dict, "model_name": NAME,
+    "num_classes": N, "converted_from": ...}`` plus ``"classes"`` (index = label) when the class names
+    are given, which ``predict`` and ``eval`` need, and ``"model_options"`` (builder options,
+    :func:`source_options`) where the source's differ from ours. ``resnet2d`` inflates a 2-D ResNet
+    (:mod:`vidgrid.models.inflate`)."""
+    from vidgrid.models.inflate import INFLATABLE, INFLATIONS, fresh_summary, inflate_state_dict
+
+    if source not in (*SOURCES, "resnet2d"):
+        raise VidgridError(f"--from: expected one of {', '.join(SOURCES)}, resnet2d, got '{source}'")
     if model not in list_models():
         raise VidgridError(f"--model: unknown model '{model}' (valid: {', '.join(list_models())})")
-    if not model.startswith(_CONVERTIBLE):
-        raise VidgridError(f"--model {model}: conversion supports {', '.join(m + '*' for m in _CONVERTIBLE)} only")
-    state = load_source(src)
-    classifier = _names(key_table(_probe(model), source)["head.fc.weight"])[0]  # type: ignore[arg-type]
+    convertible = INFLATABLE if source == "resnet2d" else _CONVERTIBLE
+    if not model.startswith(convertible):
+        raise VidgridError(f"--model {model}: --from {source} supports {', '.join(m + '*' for m in convertible)} only")
+    if inflation not in INFLATIONS:
+        raise VidgridError(f"--inflate: expected one of {', '.join(INFLATIONS)}, got '{inflation}'")
+    state, saved_cfg = load_source(src)
+    options = source_options(saved_cfg, model) if source == "pyslowfast" else {}
+    if source == "resnet2d":
+        classifier = "fc.weight"
+    else:
+        classifier = _names(key_table(_probe(model), source)["head.fc.weight"])[0]  # type: ignore[arg-type]
     if classifier not in state:
         raise CheckpointError(
             f"{src}: no classifier weight '{classifier}' for {model} in {source} layout (wrong --from or --model?)"
         )
     num_classes = int(state[classifier].shape[0])
-    net = create_model(model, num_classes=num_classes)
+    if classes is not None and len(classes) != num_classes:
+        raise VidgridError(f"--classes: {len(classes)} class names, but {src} has a classifier of {num_classes} classes")
+    net = create_model(model, num_classes=num_classes, **options)
+    converted_from = {"source": source, "file": str(src)}
     try:
-        weights = convert_state_dict(state, net, source)  # type: ignore[arg-type]
+        if source == "resnet2d":
+            weights, fresh = inflate_state_dict(state, net, inflation)  # type: ignore[arg-type]
+            converted_from["inflation"] = inflation
+        else:
+            weights, fresh = convert_state_dict(state, net, source), []  # type: ignore[arg-type]
     except CheckpointError as exc:
         raise CheckpointError(f"{src} does not match {model} in {source} layout: {exc}") from None
-    net.load_state_dict(weights)  # strict: the table covers every key
+    net.load_state_dict(weights)  # strict: the tables cover every key
     ckpt = {
         "model": net.state_dict(),
         "model_name": model,
         "num_classes": num_classes,
-        "converted_from": {"source": source, "file": str(src)},
+        "converted_from": converted_from,
+        **({"classes": list(classes)} if classes is not None else {}),
+        **({"model_options": options} if options else {}),
     }
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".tmp")
     torch.save(ckpt, tmp)
     os.replace(tmp, dst)
-    print(f"converted {src} ({source}, {len(state)} tensors) -> {dst} ({model}, {num_classes} classes)")
+    extra = "".join(f", {k}={v}" for k, v in options.items())
+    print(f"converted {src} ({source}, {len(state)} tensors) -> {dst} ({model}{extra}, {num_classes} classes)")
+    if source == "resnet2d":
+        print(f"inflated ({inflation}); freshly initialised: {fresh_summary(fresh)}")
     return 0

@@ -184,6 +184,8 @@ class VideoModel(nn.Module):
     head: ClassifierHead
     default_input: tuple[int, int, int, int]
     """(C, T, H, W) the model was designed for (and is profiled at)."""
+    default_sampling_rate: int
+    """Temporal stride τ in source frames of that input (a converted model is tested at it)."""
     min_frames: int = 1
     frames_multiple: int = 1
     crop_multiple: int = 1

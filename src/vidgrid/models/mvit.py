@@ -32,9 +32,9 @@ from torch.utils.checkpoint import checkpoint
 
 from vidgrid.errors import ConfigError
 from vidgrid.models.layers import ClassifierHead, DropPath, VideoModel, drop_path_rates
+from vidgrid.models.mvit_position import SeparablePositionEmbedding, Triple, rel_pos_bias, rel_table_length
 from vidgrid.models.registry import register_model
 
-Triple = tuple[int, int, int]
 NormPlacement = Literal["pre", "post", "sandwich"]
 
 PATCH_KERNEL: Triple = (3, 7, 7)
@@ -43,6 +43,9 @@ PATCH_PADDING: Triple = (1, 3, 3)
 Q_STRIDE: Triple = (1, 2, 2)
 """Query pooling stride at the first block of stages 2-4 (halves the spatial token grid)."""
 LN_EPS = 1e-6
+POOL_LN_EPS = {1: 1e-5, 2: 1e-6}
+"""eps of the LayerNorms after attention pooling: MViTv1 as released (PyTorchVideo, PySlowFast of the
+v1 era) used nn.LayerNorm's default; MViTv2 uses 1e-6 like every other LayerNorm."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class MViTConfig:
     """Blocks per stage (seed 001 Table 2 for MViTv2-B: 2, 3, 16, 3)."""
     frames: int
     """Frames of the default input; the position embeddings are made for its token grid."""
+    sampling_rate: int
+    """Temporal stride of the default input in source frames."""
     crop: int = 224
     """Crop of the default input (pixels, square)."""
     embed_dim: int = 96
@@ -93,13 +98,14 @@ class MViTConfig:
 
 
 VARIANTS: dict[str, MViTConfig] = {
-    # MViTv2-S 16×4 (MViTv2 paper; torchvision mvit_v2_s): 16 blocks, 34.5M params, 64 GMACs.
-    "mvitv2_s_16x4": MViTConfig(version=2, depths=(1, 2, 11, 2), frames=16, drop_path=0.1),
+    # MViTv2-S 16×4 (MViTv2 paper; torchvision mvit_v2_s): 16 blocks, 34.5M params, 64 GMACs; drop path
+    # 0.2 as in PySlowFast's MVITv2_S_16x4 recipe.
+    "mvitv2_s_16x4": MViTConfig(version=2, depths=(1, 2, 11, 2), frames=16, sampling_rate=4, drop_path=0.2),
     # MViTv2-B 32×3 (seed 001 Table 2): 24 blocks, 51.2M params, 225 GMACs.
-    "mvitv2_b_32x3": MViTConfig(version=2, depths=(2, 3, 16, 3), frames=32, drop_path=0.3),
+    "mvitv2_b_32x3": MViTConfig(version=2, depths=(2, 3, 16, 3), frames=32, sampling_rate=3, drop_path=0.3),
     # MViTv1-B 16×4 (MViT paper): separate space/time absolute embeddings, no relative ones.
     "mvitv1_b_16x4": MViTConfig(
-        version=1, depths=(1, 2, 11, 2), frames=16, rel_pos=False, abs_pos=True, drop_path=0.2
+        version=1, depths=(1, 2, 11, 2), frames=16, sampling_rate=4, rel_pos=False, abs_pos=True, drop_path=0.2
     ),
 }
 
@@ -173,97 +179,6 @@ def block_specs(cfg: MViTConfig) -> list[BlockSpec]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Position embeddings
-# ----------------------------------------------------------------------------------------------
-
-
-def rel_pos_index(q_n: int, k_n: int, device: torch.device | None = None) -> Tensor:
-    """Relative distance index (q_n, k_n) into a table of 2·max(q_n, k_n) − 1 entries.
-
-    Query and key coordinates are scaled to the finer of the two grids first, so a pooled key
-    grid compares positions in the same units as the query grid (MViTv2 §3.1, Eq. 4).
-    """
-    q_ratio = max(k_n / q_n, 1.0)
-    k_ratio = max(q_n / k_n, 1.0)
-    q_pos = torch.arange(q_n, device=device, dtype=torch.float32)[:, None] * q_ratio
-    k_pos = torch.arange(k_n, device=device, dtype=torch.float32)[None, :] * k_ratio
-    return (q_pos - k_pos + (k_n - 1) * k_ratio).long()
-
-
-def resize_rel_table(table: Tensor, length: int) -> Tensor:
-    """Linearly interpolate a (L, C) relative-position table to (length, C) when L differs."""
-    if table.shape[0] == length:
-        return table
-    # (L, C) -> (1, C, L) -> (1, C, length) -> (length, C)
-    return F.interpolate(table.t().unsqueeze(0), size=length, mode="linear", align_corners=False)[0].t()
-
-
-def rel_table_length(q_n: int, k_n: int) -> int:
-    """Entries of a decomposed relative-position table for query/key lengths ``q_n``, ``k_n``."""
-    return 2 * max(q_n, k_n) - 1
-
-
-def rel_pos_bias(q: Tensor, q_thw: Triple, k_thw: Triple, tables: tuple[Tensor, Tensor, Tensor]) -> Tensor:
-    """Decomposed relative position bias (MViTv2 Eq. 4): ``q · R_t + q · R_h + q · R_w``.
-
-    ``q`` (B, heads, 1 + Nq, C) includes the class token, which gets no bias. Returns the additive
-    attention bias (B, heads, 1 + Nq, 1 + Nk), interpolating the tables when the grids differ from
-    the ones they were made for.
-    """
-    b, heads, _, c = q.shape
-    (qt, qh, qw), (kt, kh, kw) = q_thw, k_thw
-    r_q = q[:, :, 1:].reshape(b, heads, qt, qh, qw, c)  # (B, n, Nq, C) -> (B, n, qt, qh, qw, C)
-    terms = []
-    for axis, (table, q_n, k_n) in enumerate(zip(tables, q_thw, k_thw)):
-        r = resize_rel_table(table, rel_table_length(q_n, k_n))[rel_pos_index(q_n, k_n, q.device)]  # (q_n, k_n, C)
-        r = r.to(q.dtype)
-        pattern = ("bnthwc,tkc->bnthwk", "bnthwc,hkc->bnthwk", "bnthwc,wkc->bnthwk")[axis]
-        terms.append(torch.einsum(pattern, r_q, r))  # (B, n, qt, qh, qw, k_axis)
-    rel_t, rel_h, rel_w = terms
-    bias = (
-        rel_t[..., :, None, None] + rel_h[..., None, :, None] + rel_w[..., None, None, :]
-    )  # (B, n, qt, qh, qw, kt, kh, kw)
-    bias = bias.reshape(b, heads, qt * qh * qw, kt * kh * kw)
-    return F.pad(bias, (1, 0, 1, 0))  # class token row and column: no bias
-
-
-class SeparablePositionEmbedding(nn.Module):
-    """Separate learnable spatial and temporal absolute embeddings (seed 001 Eq. 1).
-
-    ``P(p_s, p_t)`` repeats the spatial table over time and the temporal table over space; the class
-    token has its own embedding. Tables are interpolated (bicubic in space, linear in time) when the
-    token grid differs from ``grid``.
-    """
-
-    def __init__(self, dim: int, grid: Triple) -> None:
-        super().__init__()
-        self.grid = grid
-        t, h, w = grid
-        self.pos_embed_spatial = nn.Parameter(torch.zeros(1, h * w, dim))
-        self.pos_embed_temporal = nn.Parameter(torch.zeros(1, t, dim))
-        self.pos_embed_class = nn.Parameter(torch.zeros(1, 1, dim))
-        for p in self.parameters():
-            nn.init.trunc_normal_(p, std=0.02)
-
-    def forward(self, thw: Triple) -> Tensor:
-        """Embedding (1, 1 + T·H·W, C) for a token grid ``thw``."""
-        t, h, w = thw
-        t0, h0, w0 = self.grid
-        spatial, temporal = self.pos_embed_spatial, self.pos_embed_temporal
-        if (h, w) != (h0, w0):
-            # (1, H0·W0, C) -> (1, C, H0, W0) -> (1, C, H, W) -> (1, H·W, C)
-            grid = spatial.reshape(1, h0, w0, -1).permute(0, 3, 1, 2)
-            grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
-            spatial = grid.flatten(2).transpose(1, 2)
-        if t != t0:
-            # (1, T0, C) -> (1, C, T0) -> (1, C, T) -> (1, T, C)
-            temporal = F.interpolate(temporal.transpose(1, 2), size=t, mode="linear", align_corners=False)
-            temporal = temporal.transpose(1, 2)
-        pos = spatial.repeat(1, t, 1) + temporal.repeat_interleave(h * w, dim=1)  # (1, T·H·W, C)
-        return torch.cat([self.pos_embed_class, pos], dim=1)
-
-
-# ----------------------------------------------------------------------------------------------
 # Pooling attention and the multiscale block
 # ----------------------------------------------------------------------------------------------
 
@@ -289,7 +204,9 @@ class MultiScaleAttention(nn.Module):
     the decomposed relative position bias.
     """
 
-    def __init__(self, spec: BlockSpec, dim_out: int, *, kernel: Triple, residual_pooling: bool, rel_pos: bool) -> None:
+    def __init__(
+        self, spec: BlockSpec, dim_out: int, *, kernel: Triple, residual_pooling: bool, rel_pos: bool, pool_eps: float
+    ) -> None:
         super().__init__()
         self.num_heads = spec.num_heads
         head_dim = dim_out // spec.num_heads
@@ -297,9 +214,10 @@ class MultiScaleAttention(nn.Module):
         self.residual_pooling = residual_pooling
         self.qkv = nn.Linear(spec.dim, 3 * dim_out)
         self.proj = nn.Linear(dim_out, dim_out)
-        self.pool_q, self.norm_q = _pool_layer(head_dim, kernel, spec.q_stride) if spec.pool_q else (None, None)
-        self.pool_k, self.norm_k = _pool_layer(head_dim, kernel, spec.kv_stride)
-        self.pool_v, self.norm_v = _pool_layer(head_dim, kernel, spec.kv_stride)
+        pool = lambda stride: _pool_layer(head_dim, kernel, stride, eps=pool_eps)  # noqa: E731
+        self.pool_q, self.norm_q = pool(spec.q_stride) if spec.pool_q else (None, None)
+        self.pool_k, self.norm_k = pool(spec.kv_stride)
+        self.pool_v, self.norm_v = pool(spec.kv_stride)
         if rel_pos:
             q_thw = pooled_grid(spec.grid, kernel, spec.q_stride) if spec.pool_q else spec.grid
             k_thw = pooled_grid(spec.grid, kernel, spec.kv_stride)
@@ -328,11 +246,11 @@ class MultiScaleAttention(nn.Module):
         return self.proj(out), q_thw
 
 
-def _pool_layer(channels: int, kernel: Triple, stride: Triple) -> tuple[nn.Conv3d, nn.LayerNorm]:
+def _pool_layer(channels: int, kernel: Triple, stride: Triple, *, eps: float) -> tuple[nn.Conv3d, nn.LayerNorm]:
     """Depthwise 3-D convolution pooling one head's tokens, and the LayerNorm that follows it."""
     padding = (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
     conv = nn.Conv3d(channels, channels, kernel, stride=stride, padding=padding, groups=channels, bias=False)
-    return conv, nn.LayerNorm(channels, eps=LN_EPS)
+    return conv, nn.LayerNorm(channels, eps=eps)
 
 
 def _pool_normed(x: Tensor, pool: nn.Module | None, norm: nn.Module | None, thw: Triple) -> tuple[Tensor, Triple]:
@@ -377,7 +295,9 @@ class MultiScaleBlock(nn.Module):
         ln = lambda d: nn.LayerNorm(d, eps=LN_EPS)  # noqa: E731
         # post-LN normalises the sums, so its norms have the sub-layer's output width
         self.norm1 = ln(att_dim if norm == "post" else spec.dim)
-        self.attn = MultiScaleAttention(spec, att_dim, kernel=kernel, residual_pooling=version == 2, rel_pos=rel_pos)
+        self.attn = MultiScaleAttention(
+            spec, att_dim, kernel=kernel, residual_pooling=version == 2, rel_pos=rel_pos, pool_eps=POOL_LN_EPS[version]
+        )
         self.norm2 = ln(spec.dim_out if norm == "post" else att_dim)
         self.mlp = Mlp(att_dim, int(att_dim * mlp_ratio), spec.dim_out)
         if norm == "sandwich":
@@ -437,6 +357,7 @@ class MViT(VideoModel):
         super().__init__()
         self.cfg = cfg
         self.default_input = (3, cfg.frames, cfg.crop, cfg.crop)
+        self.default_sampling_rate = cfg.sampling_rate
         specs = block_specs(cfg)
         self.patch_embed = nn.Conv3d(3, cfg.embed_dim, PATCH_KERNEL, stride=PATCH_STRIDE, padding=PATCH_PADDING)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))

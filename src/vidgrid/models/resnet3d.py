@@ -13,13 +13,14 @@ PyTorchVideo's checkpoints by a key table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vidgrid.errors import ConfigError
 from vidgrid.models.layers import (
     Bottleneck,
     ClassifierHead,
@@ -35,6 +36,7 @@ STAGES = ("res2", "res3", "res4", "res5")
 
 TemporalKernels = tuple[int, tuple[tuple[int, ...], ...]]
 """(conv1 temporal kernel, per stage the temporal kernels of ``conv_a`` cycled over its blocks)."""
+NonLocalForm = Literal["dot_product", "softmax"]
 
 _C2D: TemporalKernels = (1, ((1,), (1,), (1,), (1,)))
 _I3D: TemporalKernels = (5, ((3,), (3, 1), (3, 1), (1, 3)))
@@ -54,10 +56,15 @@ class ResNet3DConfig:
     """Max-pool 2×1×1 after res2 (C2D and I3D), halving the frames of res3..res5."""
     frames: int
     """Default input frames."""
+    sampling_rate: int = 8
+    """Default temporal stride in source frames."""
     crop: int = 224
     """Default input crop."""
     nonlocal_blocks: tuple[tuple[int, ...], ...] = ((), (), (), ())
     """Per stage, the block indices followed by a non-local block (I3D-NL: res3 {1, 3}, res4 {1, 3, 5})."""
+    nonlocal_form: NonLocalForm = "dot_product"
+    """Pairwise function of the non-local blocks: ``dot_product``, the multigrid paper's I3D-NL (§4.4,
+    "5 (dot product) non-local blocks"), or ``softmax`` (embedded Gaussian)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,8 @@ class SlowFastConfig:
     """Temporal kernel of the lateral time-strided convolutions (5 or 7)."""
     frames: int
     """Default input frames (of the Fast pathway)."""
+    sampling_rate: int = 2
+    """Default temporal stride of the Fast pathway in source frames (the Slow pathway's is α times it)."""
     beta_inv: int = 8
     """1/β: channel ratio Slow/Fast."""
     fusion_ratio: int = 2
@@ -115,11 +124,14 @@ class Stem(nn.Module):
 
 
 class NonLocal(nn.Module):
-    """Non-local block (Wang et al., CVPR 2018, Eq. 1–2, embedded-Gaussian/softmax form):
-    y = x + BN(W_out · softmax(θ(x)ᵀ φ(x̄) / √d) g(x̄)), with x̄ max-pooled 1×2² for φ and g."""
+    """Non-local block (Wang et al., CVPR 2018, Eq. 1): y = x + BN(W_out · f(θ(x), φ(x̄)) g(x̄)), with
+    x̄ max-pooled 1×2² for φ and g, and f the dot product divided by the number N of pooled positions
+    (``dot_product``, Eq. 4) or softmax(θᵀφ / √d) (``softmax``, embedded Gaussian, Eq. 2-3); the
+    normalisations are PySlowFast's ``NONLOCAL.INSTANTIATION`` ones."""
 
-    def __init__(self, dim: int, dim_inner: int, *, pool: tuple[int, int, int] = (1, 2, 2)) -> None:
+    def __init__(self, dim: int, dim_inner: int, *, form: NonLocalForm, pool: tuple[int, int, int] = (1, 2, 2)) -> None:
         super().__init__()
+        self.form = form
         self.conv_theta = nn.Conv3d(dim, dim_inner, 1)
         self.conv_phi = nn.Conv3d(dim, dim_inner, 1)
         self.conv_g = nn.Conv3d(dim, dim_inner, 1)
@@ -133,7 +145,10 @@ class NonLocal(nn.Module):
         pooled = self.pool(x) if min(x.shape[3:]) >= 2 else x
         phi = self.conv_phi(pooled).flatten(2).transpose(1, 2)  # -> (B, N, C')
         g = self.conv_g(pooled).flatten(2).transpose(1, 2)  # -> (B, N, C')
-        y = F.scaled_dot_product_attention(theta, phi, g)  # softmax(θφᵀ/√C') g: (B, THW, C')
+        if self.form == "softmax":
+            y = F.scaled_dot_product_attention(theta, phi, g)  # softmax(θφᵀ/√C') g: (B, THW, C')
+        else:
+            y = (theta @ phi.transpose(1, 2) / phi.shape[1]) @ g  # (θφᵀ / N) g: (B, THW, C')
         y = y.transpose(1, 2).reshape(b, -1, t, h, w)  # (B, THW, C') -> (B, C', T, H, W)
         return x + self.bn(self.conv_out(y))
 
@@ -164,6 +179,7 @@ def pathway_layers(
     kernels: TemporalKernels,
     extra_in: tuple[int, int, int, int] = (0, 0, 0, 0),
     nonlocal_blocks: tuple[tuple[int, ...], ...] = ((), (), (), ()),
+    nonlocal_form: NonLocalForm = "dot_product",
     drop_paths: list[float],
 ) -> dict[str, nn.Module]:
     """conv1 and res2..res5 of one ResNet pathway of base width ``width`` (64 for ResNet-50).
@@ -185,7 +201,7 @@ def pathway_layers(
             )
             for i in range(depth)
         ]
-        nonlocals = {i: NonLocal(dim_out, dim_out // 2) for i in nonlocal_blocks[k] if i < depth}
+        nonlocals = {i: NonLocal(dim_out, dim_out // 2, form=nonlocal_form) for i in nonlocal_blocks[k] if i < depth}
         layers[name] = ResStage(blocks, nonlocals)
         dim_in = dim_out
     return layers
@@ -200,12 +216,13 @@ class ResNet3D(VideoModel):
     ) -> None:
         super().__init__()
         self.default_input = (3, cfg.frames, cfg.crop, cfg.crop)
+        self.default_sampling_rate = cfg.sampling_rate
         self.temporal_pool = cfg.temporal_pool
         if cfg.temporal_pool:
             self.min_frames = self.frames_multiple = 2
         layers = pathway_layers(
             width=width, stage_depths=stage_depths, kernels=cfg.kernels, nonlocal_blocks=cfg.nonlocal_blocks,
-            drop_paths=drop_path_rates(drop_path, sum(stage_depths)),
+            nonlocal_form=cfg.nonlocal_form, drop_paths=drop_path_rates(drop_path, sum(stage_depths)),
         )
         for name, module in layers.items():
             self.add_module(name, module)
@@ -236,9 +253,16 @@ class LateralFusion(nn.Module):
         return torch.cat([slow, self.relu(self.bn(self.conv(fast)))], dim=1)  # (B, C_s + 2βC_f, T/α, H, W)
 
 
+def slow_frame_indices(frames: int, alpha: int) -> Tensor:
+    """The T/α frames of a T-frame clip that the Slow pathway sees: ``linspace(0, T-1, T/α)`` truncated
+    (0, 4, 8, 13, ... for T = 32, α = 4), as PySlowFast's and PyTorchVideo's ``PackPathway`` pick them,
+    so converted models see the frames they were trained on."""
+    return torch.linspace(0, frames - 1, frames // alpha).long()
+
+
 class SlowFast(VideoModel):
-    """SlowFast network. Takes the Fast-rate clip (B, C, T, H, W); the Slow pathway sees every α-th
-    frame, so its T/α frames line up with the outputs of the stride-α lateral convolutions."""
+    """SlowFast network. Takes the Fast-rate clip (B, C, T, H, W); the Slow pathway sees T/α of its
+    frames (:func:`slow_frame_indices`), the stride-α lateral convolutions match that rate."""
 
     def __init__(
         self, cfg: SlowFastConfig, *, num_classes: int, dropout: float, drop_path: float, width: int,
@@ -246,6 +270,7 @@ class SlowFast(VideoModel):
     ) -> None:
         super().__init__()
         self.default_input = (3, cfg.frames, cfg.crop, cfg.crop)
+        self.default_sampling_rate = cfg.sampling_rate
         self.alpha = cfg.alpha
         self.min_frames = self.frames_multiple = cfg.alpha
         fast_width = width // cfg.beta_inv
@@ -267,10 +292,11 @@ class SlowFast(VideoModel):
 
     def pathway_shapes(self, input_shape: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
         c, t, h, w = input_shape
-        return [(c, -(-t // self.alpha), h, w), (c, t, h, w)]
+        return [(c, t // self.alpha, h, w), (c, t, h, w)]
 
     def forward_features(self, x: Tensor) -> list[Tensor]:
-        slow, fast = x[:, :, :: self.alpha], x  # (B, C, T, H, W) -> (B, C, T/α, H, W), (B, C, T, H, W)
+        slow = x.index_select(2, slow_frame_indices(x.shape[2], self.alpha).to(x.device))  # -> (B, C, T/α, H, W)
+        fast = x  # (B, C, T, H, W)
         slow, fast = self.slow["stem"](slow), self.fast["stem"](fast)
         slow = self.fuse[0](slow, fast)
         for k, name in enumerate(STAGES):
@@ -288,10 +314,15 @@ def _build(
     drop_path: float | None,
     width: int | None,
     stage_depths: tuple[int, int, int, int] | None,
+    nonlocal_form: NonLocalForm | None = None,
 ) -> VideoModel:
     """Build a table variant; ``width`` (base width, 64) and ``stage_depths`` override the size (tiny
-    test models)."""
+    test models), ``nonlocal_form`` the non-local pairwise function."""
     cfg = RESNET3D_CONFIGS.get(name) or SLOWFAST_CONFIGS[name]
+    if nonlocal_form is not None:
+        if nonlocal_form not in ("dot_product", "softmax"):
+            raise ConfigError(f"{name}: nonlocal_form '{nonlocal_form}': expected 'dot_product' or 'softmax'")
+        cfg = replace(cfg, nonlocal_form=nonlocal_form)
     cls = ResNet3D if isinstance(cfg, ResNet3DConfig) else SlowFast
     return cls(
         cfg,
@@ -325,8 +356,10 @@ def i3d_r50_8x8(
 def i3d_nl_r50_8x8(
     *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None,
     width: int | None = None, stage_depths: tuple[int, int, int, int] | None = None,
+    nonlocal_form: NonLocalForm | None = None,
 ) -> ResNet3D:
-    """I3D-NL ResNet-50, 8 frames: I3D with 5 non-local blocks (2 in res3, 3 in res4)."""
+    """I3D-NL ResNet-50, 8 frames: I3D with 5 dot-product non-local blocks (2 in res3, 3 in res4);
+    ``nonlocal_form="softmax"`` selects the embedded-Gaussian form."""
     return _build("i3d_nl_r50_8x8", **locals())
 
 

@@ -45,6 +45,8 @@ class X3DConfig:
     """γ_t: input clip length."""
     crop: int
     """γ_s · 112: input crop size."""
+    sampling_rate: int
+    """γ_τ: temporal stride of the input in source frames."""
     bottleneck_factor: float = 2.25
     """γ_b: inner (channel-wise conv) width relative to each stage's output width."""
     dim_c1: int = 12
@@ -54,11 +56,11 @@ class X3DConfig:
 
 
 X3D_CONFIGS: dict[str, X3DConfig] = {
-    "x3d_xs": X3DConfig(width_factor=2.0, depth_factor=2.2, frames=4, crop=160),
-    "x3d_s": X3DConfig(width_factor=2.0, depth_factor=2.2, frames=13, crop=160),
-    "x3d_m": X3DConfig(width_factor=2.0, depth_factor=2.2, frames=16, crop=224),
-    "x3d_l": X3DConfig(width_factor=2.0, depth_factor=5.0, frames=16, crop=312),
-    "x3d_xl": X3DConfig(width_factor=2.9, depth_factor=5.0, frames=16, crop=312),
+    "x3d_xs": X3DConfig(width_factor=2.0, depth_factor=2.2, frames=4, crop=160, sampling_rate=12),
+    "x3d_s": X3DConfig(width_factor=2.0, depth_factor=2.2, frames=13, crop=160, sampling_rate=6),
+    "x3d_m": X3DConfig(width_factor=2.0, depth_factor=2.2, frames=16, crop=224, sampling_rate=5),
+    "x3d_l": X3DConfig(width_factor=2.0, depth_factor=5.0, frames=16, crop=312, sampling_rate=5),
+    "x3d_xl": X3DConfig(width_factor=2.9, depth_factor=5.0, frames=16, crop=312, sampling_rate=5),
 }
 
 
@@ -123,6 +125,7 @@ class X3D(VideoModel):
     def __init__(self, cfg: X3DConfig, *, num_classes: int, dropout: float, drop_path: float) -> None:
         super().__init__()
         self.default_input = (3, cfg.frames, cfg.crop, cfg.crop)
+        self.default_sampling_rate = cfg.sampling_rate
         dim_stem, outs, inners, depths = stage_widths(cfg)
         rates = iter(drop_path_rates(drop_path, sum(depths)))
 

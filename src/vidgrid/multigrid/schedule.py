@@ -390,10 +390,3 @@ def schedule_from_config(cfg: Config, *, processes: int = 1) -> MultigridSchedul
         epoch_factor=mg.epoch_factor if enabled else 1.0,
         processes=processes,
     )
-
-
-def bn_groups(segment: Segment, *, processes: int, bn_base_size: int) -> int:
-    """Sub-batch BN groups for ``segment`` (§3.2): the per-process long-cycle batch split into groups
-    of ``bn_base_size`` clips (at least one group). The short cycle keeps this number, so its larger
-    batches get proportionally larger groups (16 and 32 clips by default)."""
-    return max(1, segment.base_batch // processes // bn_base_size)

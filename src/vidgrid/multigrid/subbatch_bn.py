@@ -3,7 +3,8 @@
 Multigrid batches grow up to 32× the base batch; to keep BN's behaviour independent of that, the
 statistics are computed over *groups* of clips: the per-process long-cycle batch is split into groups
 of ``bn_base_size`` (8) clips, and the short cycle keeps the number of groups, so its 2× and 4×
-larger batches get groups of 16 and 32 clips (:func:`~vidgrid.multigrid.schedule.bn_groups`).
+larger batches get groups of 16 and 32 clips; a process holding fewer clips than a group pools its
+statistics with a group of processes instead (:mod:`vidgrid.multigrid.bn_grouping`).
 
 :class:`SubBatchNorm3d` is an ``nn.BatchNorm3d`` (same parameters, buffers and state-dict keys, so
 checkpoints load into models without multigrid) whose training forward normalises each group with
@@ -17,6 +18,11 @@ batch order is random, so which clips share a group does not matter). A batch of
 not divide (e.g. the smaller last batch of an epoch) uses the largest number of groups ≤ g that
 divides N and leaves every group more than one value per channel (a prime N falls back to one group,
 i.e. plain BN); the groups of such a batch hold fewer clips than the nominal ones.
+
+With a ``process_group``, the per-channel sums and sums of squares of this process's clips are summed
+over the processes of the group (a differentiable all-reduce, so the gradients are those of BN over
+the group's clips), as PySlowFast's ``NaiveSyncBatchNorm3d`` does; the synchronised statistics update
+the running ones on every process alike.
 """
 
 from __future__ import annotations
@@ -24,21 +30,44 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over a process group whose backward sums the gradients likewise (each process's loss
+    depends on every process's input through the shared statistics)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, group: dist.ProcessGroup) -> torch.Tensor:
+        ctx.group = group
+        x = x.clone()
+        dist.all_reduce(x, group=group)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        grad = grad.clone()
+        dist.all_reduce(grad, group=ctx.group)
+        return grad, None
+
+
 class SubBatchNorm3d(nn.BatchNorm3d):
-    """BatchNorm3d whose training statistics are computed over ``num_groups`` groups of the batch."""
+    """BatchNorm3d whose training statistics are computed over ``num_groups`` groups of the batch, or
+    over the clips of all processes of ``process_group``."""
 
     def __init__(self, *args, num_groups: int = 1, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.num_groups = num_groups
+        self.process_group: dist.ProcessGroup | None = None
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, num_groups={self.num_groups}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.process_group is not None:
+            return self._synchronised(x)
         groups = _groups_dividing(x.shape[0], self.num_groups, values_per_clip=x[0, 0].numel())
         if not self.training or groups == 1:
             return super().forward(x)
@@ -56,6 +85,26 @@ class SubBatchNorm3d(nn.BatchNorm3d):
             shape = (1, c) + (1,) * (x.dim() - 2)
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y
+
+    def _synchronised(self, x: torch.Tensor) -> torch.Tensor:
+        """Training forward with statistics over the clips of every process in ``process_group``."""
+        self._check_input_dim(x)
+        c = x.shape[1]
+        dims = [0, *range(2, x.dim())]
+        xf = x.float()
+        local = torch.cat([xf.sum(dims), (xf * xf).sum(dims), xf.new_full((1,), x.numel() // c)])
+        total = _AllReduceSum.apply(local, self.process_group)  # (2C + 1,) summed over the group
+        count = total[-1]
+        mean = total[:c] / count
+        var = (total[c : 2 * c] / count - mean * mean).clamp_min(0)  # biased
+        shape = (1, c) + (1,) * (x.dim() - 2)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.track_running_stats:
+            n = int(count.item())
+            self._update_running_stats(mean.detach()[None], var.detach()[None] * n / max(n - 1, 1), n, 1)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
 
     @torch.no_grad()
     def _update_running_stats(self, means: torch.Tensor, unbiased: torch.Tensor, count: int, groups: int) -> None:
@@ -96,13 +145,15 @@ def convert_to_sub_batch_norm(model: nn.Module) -> nn.Module:
     return model
 
 
-def set_bn_groups(model: nn.Module, num_groups: int) -> None:
-    """Set the number of statistics groups of every :class:`SubBatchNorm3d` in ``model``."""
+def set_bn_groups(model: nn.Module, num_groups: int, process_group: dist.ProcessGroup | None = None) -> None:
+    """Set the number of statistics groups of every :class:`SubBatchNorm3d` in ``model``, or (with
+    ``process_group``) the processes whose clips form one group."""
     if num_groups < 1:
         raise ValueError(f"num_groups {num_groups} < 1")
     for module in model.modules():
         if isinstance(module, SubBatchNorm3d):
             module.num_groups = num_groups
+            module.process_group = process_group
 
 
 @torch.no_grad()
