@@ -16,7 +16,7 @@ import torch
 
 from test_cli import one_error_line
 from vidgrid.cli import main
-from vidgrid.config import config_to_dict, load_config
+from vidgrid.config import config_to_dict
 from vidgrid.data.encode import write_video
 from vidgrid.engine import checkpoint
 from vidgrid.engine.build import build_model, load_split
