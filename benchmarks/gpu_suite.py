@@ -68,7 +68,8 @@ from vidgrid.engine.build import build_model
 from vidgrid.engine.device import normalize_clip
 from vidgrid.engine.trainer import train
 from vidgrid.models.profile import training_step
-from vidgrid.multigrid.schedule import bn_groups, schedule_from_config
+from vidgrid.multigrid.bn_grouping import bn_grouping
+from vidgrid.multigrid.schedule import schedule_from_config
 from vidgrid.multigrid.subbatch_bn import convert_to_sub_batch_norm, set_bn_groups
 from vidgrid.types import ClipShape
 
@@ -248,7 +249,7 @@ def compile_run(cfg: Any, plan: list, mode: str, *, rounds: int, s: Settings, de
     graphs_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     times = []
     for shape, batch, segment in plan:
-        set_bn_groups(model, bn_groups(segment, processes=1, bn_base_size=cfg.multigrid.bn_base_size))
+        set_bn_groups(model, bn_grouping(segment.base_batch, world_size=1, bn_base_size=cfg.multigrid.bn_base_size).local_groups)
         x = torch.randn(batch, 3, shape.frames, shape.crop, shape.crop, device=device)
         y = torch.randint(0, 10, (batch,), device=device)
         started = time.perf_counter()
