@@ -44,7 +44,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench-multigrid", help="folder for the dataset and the runs")
     parser.add_argument("--epochs", type=int, default=None, help="baseline epochs (default: the demo's)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="train.seed of each pair of runs")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="train.seed of each pair of runs (default: 0; with --suite 0 1)")
     parser.add_argument("--train-per-class", type=int, default=100, help="synthetic training videos per class")
     parser.add_argument("--only", choices=["baseline", "multigrid"], default=None, help="run one of the two")
     parser.add_argument("--suite", action="store_true", help="the robustness suite: every dataset of SUITE")
@@ -88,7 +89,7 @@ frame size (64-160 px), length and rate, size (300-900 training videos) and dist
 
 def run_suite(args: argparse.Namespace) -> None:
     out = Path(args.out)
-    seeds = args.seeds if args.seeds != [0] else [0, 1]
+    seeds = args.seeds or [0, 1]
     chosen = [d for d in SUITE if args.datasets is None or d.name in args.datasets]
     table: list[dict] = []
     for dataset in chosen:
@@ -157,6 +158,7 @@ def format_suite(table: list[dict]) -> str:
 
 def run_all(args: argparse.Namespace) -> None:
     out = Path(args.out)
+    seeds = args.seeds or [0]
     data = out / "data"
     if not (data / "train.csv").is_file():
         started = time.perf_counter()
@@ -170,14 +172,14 @@ def run_all(args: argparse.Namespace) -> None:
     ]
     names = [n for n in ("baseline", "multigrid") if args.only in (None, n)]
     results: dict[str, list[dict]] = {name: [] for name in names}
-    for seed in args.seeds:
+    for seed in seeds:
         for name in names:
             enabled = "true" if name == "multigrid" else "false"
             cfg = load_config("demo", [*common, f"train.seed={seed}", f"multigrid.enabled={enabled}"])
             schedule = schedule_from_config(cfg)
             print(f"\n== {name}, seed {seed}: {schedule.total_epochs} epochs, shapes "
                   + ", ".join(f"{s.start_epoch}-{s.end_epoch}: {s.shape}" for s in schedule.segments), flush=True)
-            folder = out / name if len(args.seeds) == 1 else out / f"{name}-seed{seed}"
+            folder = out / name if len(seeds) == 1 else out / f"{name}-seed{seed}"
             started = time.perf_counter()
             summary = train(cfg, folder, overwrite=True)
             results[name].append({
@@ -196,7 +198,7 @@ def run_all(args: argparse.Namespace) -> None:
             print(f"{name:<10} {r['seed']:4d}  {r['wall_time_s']:8.1f}  {r['run_time_s']:9.1f}  {r['iterations']:10d}  "
                   f"{r['epochs']:6d}  {r['clips_seen']:5d}  {100 * r['top1']:8.1f}%")
     means = {name: mean_of(runs) for name, runs in results.items()}
-    if len(args.seeds) > 1:
+    if len(seeds) > 1:
         for name, m in means.items():
             print(f"{name:<10} mean  {m['wall_time_s']:8.1f}  top-1 {100 * m['top1']:.1f}% "
                   f"(range {100 * m['top1_min']:.1f}-{100 * m['top1_max']:.1f}%)")
@@ -204,7 +206,7 @@ def run_all(args: argparse.Namespace) -> None:
         base, mg = means["baseline"], means["multigrid"]
         print(f"speedup: {base['wall_time_s'] / mg['wall_time_s']:.2f}x wall-clock, "
               f"{base['iterations'] / mg['iterations']:.2f}x fewer iterations; "
-              f"top-1 {100 * (mg['top1'] - base['top1']):+.1f} points" + (" (means)" if len(args.seeds) > 1 else ""))
+              f"top-1 {100 * (mg['top1'] - base['top1']):+.1f} points" + (" (means)" if len(seeds) > 1 else ""))
     (out / "bench_multigrid.json").write_text(json.dumps({"runs": results, "means": means}, indent=2) + "\n")
 
 

@@ -122,6 +122,11 @@ class MultigridConfig:
     """Spatial factors of the short-cycle shapes relative to the base S (then the long-cycle shape)."""
     epoch_factor: float = 1.5
     """Total epochs relative to the baseline schedule."""
+    min_frames: int = 3
+    """Fewest frames of a long-cycle shape: a coarser one trades frames for crop at the same cost
+    (Eq. 1 batch unchanged). 3 = the temporal kernel of the 3-D convolutions: fewer frames leave
+    every temporal filter reading zero padding (T/4 = 2 frames of an 8-frame base); 1 = the paper's
+    shapes as they are."""
     bn_base_size: int = 8
     """Clips per BatchNorm group at the long-cycle batch (sub-batch BN). At tiny crops the coarse
     clips leave the deepest layers a handful of positions per clip, so groups of 8 clips give noisy
@@ -414,6 +419,7 @@ def validate(cfg: Config) -> None:
         (0 <= cfg.train.label_smoothing < 1, "train.label_smoothing", "a number in [0, 1)"),
         (cfg.train.keep_checkpoints >= 1, "train.keep_checkpoints", "an integer >= 1"),
         (cfg.multigrid.epoch_factor > 0, "multigrid.epoch_factor", "a positive number"),
+        (cfg.multigrid.min_frames >= 1, "multigrid.min_frames", "an integer >= 1"),
         (cfg.multigrid.bn_base_size >= 1, "multigrid.bn_base_size", "an integer >= 1"),
         (cfg.multigrid.precise_bn_batches >= 0, "multigrid.precise_bn_batches", "an integer >= 0"),
         (cfg.eval.clips >= 1, "eval.clips", "an integer >= 1"),

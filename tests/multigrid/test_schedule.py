@@ -11,6 +11,7 @@ from vidgrid.errors import ConfigError, VidgridError
 from vidgrid.multigrid.schedule import (
     build_schedule,
     epoch_plan,
+    frame_floor,
     scaled_batch,
     schedule_from_config,
 )
@@ -241,3 +242,22 @@ def test_a_recipe_too_short_for_the_long_cycle_drops_the_coarsest_shapes():
     ]
     with pytest.raises(ConfigError, match="train.epochs"):
         demo(2, [0, 1], factor=1.0)
+
+
+def test_frame_floor_trades_frames_for_crop_at_the_same_cost():
+    assert frame_floor(8, 0.25, 3) == (4, pytest.approx(math.sqrt(0.5)))  # 2 frames -> 4, crops / √2
+    assert frame_floor(32, 0.25, 3) == (8, 1.0)  # the paper's SlowFast shapes keep their frames
+    assert frame_floor(4, 0.25, 3) == (4, pytest.approx(0.5))  # never past the base frames
+    assert frame_floor(8, 0.25, 1) == (2, 1.0)
+    demo = dict(base=ClipShape(8, 64), base_batch=8, epochs=40, stage_starts=[0, 26], stage_lrs=[1, 1], policy="cosine",
+                long_cycle=LONG, short_cycle=SHORT, epoch_factor=1.5)
+    paper_shapes, floored = build_schedule(**demo), build_schedule(**demo, min_frames=3)
+    assert [str(x) for x in paper_shapes.segments[0].shapes] == ["2x32²", "2x45²", "2x45²"]
+    assert [str(x) for x in floored.segments[0].shapes] == ["4x23²", "4x32²", "4x32²"]
+    # same volume per clip, so Eq. 1's batches, the epochs and the iterations are the paper's
+    for a, b in zip(paper_shapes.segments, floored.segments):
+        assert (a.global_batches, a.start_epoch, a.end_epoch, a.lr_multiplier) == (
+            b.global_batches, b.start_epoch, b.end_epoch, b.lr_multiplier)
+        for x, y in zip(a.shapes, b.shapes):
+            assert x.frames * x.crop**2 == pytest.approx(y.frames * y.crop**2, rel=0.06)  # whole pixels
+    assert paper(long_cycle=LONG, short_cycle=SHORT, min_frames=3) == paper(long_cycle=LONG, short_cycle=SHORT)

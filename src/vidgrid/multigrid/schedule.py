@@ -22,6 +22,11 @@ Rules (§3.2):
 * **LR** — multiplied by the long-cycle batch factor only (linear scaling rule), never by the
   short cycle's.
 
+* **Frame floor** (vidgrid's rule) — a long-cycle shape keeps at least ``min_frames`` frames (3, the
+  temporal kernel of the 3-D convolutions): T/4 = 2 frames of an 8-frame base leave every temporal
+  filter reading zero padding, and in such runs the coarsest shape's epochs trained at chance. Below
+  the floor the frames double and the crops shrink by √2 (2×45² → 4×32²): the clip volume t·s², hence
+  the batch, cost, epochs and iterations stay the paper's. Bases of 12 or more frames are unchanged.
 * **Short recipes** — every LR stage keeps at least one epoch, each long-cycle shape at least one
   and the fine-tuning stage at least one at each of its LRs. When the recipe has too few epochs for
   that, long-cycle shapes are dropped, coarsest first (``dropped_shapes`` says which), never an LR
@@ -240,11 +245,13 @@ def build_schedule(
     short_cycle: Sequence[float] = (),
     epoch_factor: float = 1.0,
     processes: int = 1,
+    min_frames: int = 1,
 ) -> MultigridSchedule:
     """The multigrid schedule of a baseline recipe (module docstring has the rules).
 
     ``long_cycle``: (time, space) factors of the long-cycle shapes, empty = no long cycle;
-    ``short_cycle``: space factors of the short-cycle crops, empty = no short cycle.
+    ``short_cycle``: space factors of the short-cycle crops, empty = no short cycle;
+    ``min_frames``: the fewest frames of a long-cycle shape (:func:`frame_floor`).
     """
     if base_batch % processes:
         raise ConfigError(f"'train.batch_size' = {base_batch}: expected a multiple of the {processes} processes")
@@ -253,10 +260,11 @@ def build_schedule(
         raise ConfigError(f"multigrid cycle factors {factors}: expected factors in (0, 1]")
 
     def steps_of(time_factor: float, space_factor: float) -> tuple[ShortCycleStep, ...]:
-        """Short-cycle positions of a long-cycle shape: crops S·f at its frames, then the shape itself."""
-        frames = max(1, round(base.frames * time_factor))
+        """Short-cycle positions of a long-cycle shape: crops S·f at its frames, then the shape itself;
+        frames below ``min_frames`` traded for crop at the same volume (:func:`frame_floor`)."""
+        frames, crop_scale = frame_floor(base.frames, time_factor, min_frames)
         return tuple(
-            ShortCycleStep(ClipShape(frames, round(base.crop * f)), scaled_batch(base_batch, time_factor, f, processes))
+            ShortCycleStep(ClipShape(frames, round(base.crop * f * crop_scale)), scaled_batch(base_batch, time_factor, f, processes))
             for f in [*short_cycle, space_factor]
         )
 
@@ -295,6 +303,17 @@ def build_schedule(
         cosine_end=cosine_end,
         dropped_shapes=dropped,
     )
+
+
+def frame_floor(base_frames: int, time_factor: float, min_frames: int) -> tuple[int, float]:
+    """Frames of a long-cycle shape with time factor ``time_factor`` of ``base_frames``, and the factor
+    its crops are scaled by: a shape that would have fewer than ``min_frames`` frames doubles its
+    frames (up to the base) and shrinks its crops by √2 per doubling, so its clips keep their volume
+    t·s² and Eq. 1 gives the same batch: the schedule's cost, epochs and iterations are unchanged."""
+    factor = time_factor
+    while round(base_frames * factor) < min_frames and factor < 1:
+        factor = min(1.0, 2 * factor)
+    return max(1, round(base_frames * factor)), math.sqrt(time_factor / factor)
 
 
 def _mean_batch(steps: Sequence[ShortCycleStep]) -> float:
@@ -389,4 +408,5 @@ def schedule_from_config(cfg: Config, *, processes: int = 1) -> MultigridSchedul
         short_cycle=mg.short_cycle_factors if enabled and mg.short_cycle else (),
         epoch_factor=mg.epoch_factor if enabled else 1.0,
         processes=processes,
+        min_frames=mg.min_frames,
     )
