@@ -1,4 +1,4 @@
-"""Distributed and checkpoint figures (issue 6): clips/s of DDP training with 1 vs 2 processes
+"""Distributed and checkpoint figures: clips/s of DDP training with 1 vs 2 processes
 (gloo on CPU, NCCL on GPUs), and the time to write and to load a full training checkpoint of X3D-M
 and MViTv2-S.
 

@@ -1,4 +1,4 @@
-"""Clip decoding speed (issue 2, "Speed"): our seek-and-decode vs decoding whole videos, before and
+"""Clip decoding speed: our seek-and-decode vs decoding whole videos, before and
 after ``vidgrid data prepare``, and the full training DataLoader.
 
 Fixtures: 10 s, 30 fps H.264 videos at 340×256 and 1280×720, each with x264's default key-frame

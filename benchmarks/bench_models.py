@@ -1,4 +1,4 @@
-"""Training and inference clips/s of every registered model (issue 4, "Speed").
+"""Training and inference clips/s of every registered model.
 
 On CPU each model runs at a small but representative input — half its default frames and half its
 default crop (1/8 of the default compute; MViTv2-B: 16×112², X3D-S: 6×80²) — in fp32, eager and with

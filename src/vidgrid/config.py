@@ -158,7 +158,7 @@ class OptimConfig:
     weight_decay: float = 1e-4
     """Weight decay (never applied to norms, biases and position embeddings)."""
     backbone_lr_mult: float = 1.0
-    """LR multiplier of the backbone when fine-tuning a pretrained model (seed 000: 0.1)."""
+    """LR multiplier of the backbone when fine-tuning a pretrained model (the practitioner's notes: 0.1)."""
     clip_grad_norm: float = 0.0
     """Clip the gradient norm to this value; 0 = off."""
 
@@ -199,9 +199,9 @@ class TrainConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     """Autocast precision (fp16 uses a grad scaler, CUDA only)."""
     mixup_alpha: float = 0.0
-    """Mixup Beta(α, α); 0 = off (seed 000: 0.8)."""
+    """Mixup Beta(α, α); 0 = off (the practitioner's notes: 0.8)."""
     cutmix_alpha: float = 0.0
-    """CutMix Beta(α, α); 0 = off (seed 000: 1.0)."""
+    """CutMix Beta(α, α); 0 = off (the practitioner's notes: 1.0)."""
     mix_switch_prob: float = 0.5
     """With both on, probability of CutMix instead of Mixup per batch."""
     label_smoothing: float = 0.0

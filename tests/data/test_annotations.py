@@ -1,4 +1,4 @@
-"""Annotation readers: every format, good and broken files (issue 2, part 1)."""
+"""Annotation readers: every format, good and broken files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Checkpoint files: atomic writes, keep-last-k, refusing truncated or foreign files (issue 6 §2)."""
+"""Checkpoint files: atomic writes, keep-last-k, refusing truncated or foreign files."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Bad input everywhere a user can give it (issue 6 §4): one line, exit code 2, no traceback unless
-``--debug``; and ``vidgrid predict`` on a video a tiny trained model learned (issue 5 §7)."""
+"""Bad input everywhere a user can give it: one line, exit code 2, no traceback unless
+``--debug``; and ``vidgrid predict`` on a video a tiny trained model learned."""
 
 from __future__ import annotations
 

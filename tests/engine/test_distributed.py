@@ -1,4 +1,4 @@
-"""Two-process gloo training on CPU (issue 6 §1): same shapes at every step, same weights at the end,
+"""Two-process gloo training on CPU: same shapes at every step, same weights at the end,
 and a process that dies makes the other one stop with a clear error instead of hanging."""
 
 from __future__ import annotations

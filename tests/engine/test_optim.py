@@ -68,7 +68,7 @@ def test_scaling_and_warmup():
     assert [flat(e) for e in (0.0, 5.0, 10.0, 50.0)] == pytest.approx([0.01, 0.505, 1.0, 1.0])
     assert lr_at(3.0, base_lr=1.0, warmup_share=0, warmup_start_factor=0.01, lr_factor=lambda e: 0.7,
                  progress=lambda e: e / 100) == pytest.approx(0.7)
-    # seed 001: 2e-4 warming up from 2e-6 over 10 epochs, a cosine-like policy factor on top
+    # MultiTrain supplement: 2e-4 warming up from 2e-6 over 10 epochs, a cosine-like policy factor on top
     assert lr_at(0.0, base_lr=2e-4, lr_factor=lambda e: 1.0, **linear) == pytest.approx(2e-6)
     assert lr_at(20.0, base_lr=2e-4, lr_factor=lambda e: 0.5, **linear) == pytest.approx(1e-4)
     # under the long cycle the warm-up starts at the recipe's LR, not 8× it, and reaches the 8× LR

@@ -56,7 +56,7 @@ def test_ssv2_recipe_has_no_flip_and_segment_sampling():
 
 
 def test_mvitv2_b_recipe_uses_separate_absolute_embeddings_only():
-    """Seed 001 supplement §1 and Fig. 1 caption: no decomposed relative position embedding."""
+    """MultiTrain supplement §1 and Fig. 1 caption: no decomposed relative position embedding."""
     cfg = load_config("mvitv2_b_kinetics")
     assert cfg.model.options == {"rel_pos": False, "abs_pos": True}
     with torch.device("meta"):

@@ -1,4 +1,4 @@
-"""Runs that survive a crash or a preemption (issue 6 §2, §3): kill a real training process, resume it."""
+"""Runs that survive a crash or a preemption: kill a real training process, resume it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The training loop end to end on tiny synthetic videos (issue 5 §4, §6)."""
+"""The training loop end to end on tiny synthetic videos."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MViTv1/MViTv2: sizes against the reference table, structure of seed 001 Table 2, shape-agnostic
+"""MViTv1/MViTv2: sizes against the reference table, structure of the MultiTrain supplement's Table 2, shape-agnostic
 forward/backward, position-embedding interpolation, norm placements, activation checkpointing."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def tiny(name: str, **overrides) -> MViT:
 @pytest.mark.parametrize(
     ("name", "params", "gmacs"),
     [
-        ("mvitv1_b_16x4", 36_610_672, 70.5),  # exact count (issue 4)
+        ("mvitv1_b_16x4", 36_610_672, 70.5),  # exact count
         ("mvitv2_s_16x4", 34_537_744, 64.0),  # torchvision's mvit_v2_s count
         ("mvitv2_b_32x3", 51_230_128, 225.0),  # 51.2M in the reference table
     ],
@@ -44,7 +44,7 @@ def test_full_size_params_and_gmacs(name: str, params: int, gmacs: float) -> Non
 def test_backbone_only_matches_seed000_table() -> None:
     with torch.device("meta"):
         model = create_model("mvitv1_b_16x4")
-    assert round(count_params(model)[1] / 1e6, 2) == 36.30  # seed 000: MViT-B backbone 36.30M
+    assert round(count_params(model)[1] / 1e6, 2) == 36.30  # the practitioner's notes: MViT-B backbone 36.30M
 
 
 def test_stage_layout_of_seed001_table2() -> None:
@@ -166,7 +166,7 @@ def test_separable_position_embedding_eq1_and_interpolation() -> None:
     pos = emb((2, 3, 3))  # (1, 1 + T·H·W, C)
     assert pos.shape == (1, 19, 4)
     assert torch.equal(pos[0, 0], emb.pos_embed_class[0, 0])
-    # token (t, h, w) = spatial[h, w] + temporal[t]  (seed 001 Eq. 1)
+    # token (t, h, w) = spatial[h, w] + temporal[t]  (MultiTrain supplement Eq. 1)
     t, h, w = 1, 2, 0
     expected = emb.pos_embed_spatial[0, h * 3 + w] + emb.pos_embed_temporal[0, t]
     assert torch.allclose(pos[0, 1 + t * 9 + h * 3 + w], expected)

@@ -1,4 +1,4 @@
-"""``vidgrid profile``: the JSON fields and table of seed 000's benchmark columns, and its errors."""
+"""``vidgrid profile``: the JSON fields and table of the practitioner's notes' benchmark columns, and its errors."""
 
 from __future__ import annotations
 

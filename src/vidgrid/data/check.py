@@ -1,4 +1,4 @@
-"""``vidgrid data check``: open every video of a dataset in parallel and report the broken ones (issue 2, part 2).
+"""``vidgrid data check``: open every video of a dataset in parallel and report the broken ones.
 
 A video is *missing*, *zero-length*, *undecodable* (no readable container or stream, or its first or
 last frame does not decode) or *too-short* (fewer frames than ``--min-frames``). The summary gives

@@ -1,5 +1,5 @@
 """Fast clip decoding with PyAV: seek to the key frame before the first wanted frame, decode forward,
-stop after the last one (issue 2, part 3).
+stop after the last one.
 
 Every frame comes out at the stream's first frame size: a stream whose resolution changes midway
 (MPEG-TS or HLS segments of different sizes joined) has its other frames rescaled to it, so a clip

@@ -1,4 +1,4 @@
-"""``vidgrid data prepare``: re-encode a dataset for fast random clip access (issue 2, part 8).
+"""``vidgrid data prepare``: re-encode a dataset for fast random clip access.
 
 A random training clip costs its span plus the distance back to the previous key frame; x264's
 default key-frame interval of 250 frames makes a 32-frame clip decode ~150 frames it never uses.

@@ -1,4 +1,4 @@
-"""RandAugment for video (Cubuk et al., 2020; used for video by seed 001's MViTv2 recipe).
+"""RandAugment for video (Cubuk et al., 2020; used for video by the MultiTrain supplement's MViTv2 recipe).
 
 Per clip, ``ops`` operations are drawn uniformly (with replacement) from :data:`OPS`, each with a
 random sign where it has one, at magnitude ``magnitude`` in 0..10 — and that one sequence is applied

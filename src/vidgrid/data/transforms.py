@@ -1,4 +1,4 @@
-"""Spatial clip transforms on uint8 tensors (multigrid paper §3.2 "spatial grids", §4; seed 000, seed 001).
+"""Spatial clip transforms on uint8 tensors (multigrid paper §3.2 "spatial grids", §4; practitioner's notes, MultiTrain supplement).
 
 Layout: every transform takes and returns **uint8 (T, H, W, C)** — the decoder's layout — and
 :func:`to_model_layout` turns the result into the uint8 **(C, T, H, W)** clip the datasets return.

@@ -1,4 +1,4 @@
-"""Checkpoints that survive crashes: atomic writes, the last k kept, safe loading (issue 6 §2).
+"""Checkpoints that survive crashes: atomic writes, the last k kept, safe loading.
 
 A checkpoint is one ``dict`` saved with :func:`torch.save` and read back with
 ``torch.load(weights_only=True)`` (no pickled code runs on load). Its keys:

@@ -1,4 +1,4 @@
-"""All of vidgrid's torch.distributed code (issue 6 §1).
+"""All of vidgrid's torch.distributed code.
 
 ``torchrun --nproc-per-node N -m vidgrid train ...`` sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``;
 :func:`init_distributed` reads them and joins the process group (NCCL on GPUs, gloo on CPU) with a

@@ -2,7 +2,7 @@
 
 Each video gives V = K × crops views ``uint8 (V, C, T, s, s)`` (:class:`~vidgrid.data.dataset.VideoTestDataset`,
 one decode per video). The model scores every view; the video's scores are the mean of the per-view
-softmax (multigrid paper §4 and seed 001: "we average the softmax scores across all clips"), or for
+softmax (multigrid paper §4 and MultiTrain supplement: "we average the softmax scores across all clips"), or for
 multi-label data the max over views of the per-class sigmoid (X3D supplement §A.2: temporally
 max-pooled prediction scores, Charades). Results: top-1 / top-5 / mean class accuracy (mAP for
 multi-label), a per-video ``predictions.jsonl`` and a ``confusion.png``.

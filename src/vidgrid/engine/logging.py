@@ -26,7 +26,7 @@ from vidgrid.types import ClipShape
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 SUMMARY_KEYS = ("top1", "top5", "wall_time_s", "iterations", "epochs", "clips_seen", "skipped_videos")
-"""Keys every ``summary.json`` has (issue 5 §6); accuracies are fractions in 0–1."""
+"""Keys every ``summary.json`` has; accuracies are fractions in 0–1."""
 
 
 def format_duration(seconds: float) -> str:

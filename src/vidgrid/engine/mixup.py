@@ -2,7 +2,7 @@
 
 Mixup (Zhang et al., ICLR 2018): ``x = λ·x_i + (1-λ)·x_j``, ``λ ~ Beta(α, α)``. CutMix (Yun et al.,
 ICCV 2019): a box of area ``(1-λ)·H·W`` from ``x_j`` pasted into ``x_i``, the same box in every frame,
-``λ`` then corrected to the area actually kept. Targets mix with the same ``λ``. Seed 000 explains
+``λ`` then corrected to the area actually kept. Targets mix with the same ``λ``. Practitioner's notes explains
 the MViT choice α = 0.8 for Mixup and α = 1.0 for CutMix (larger α, stronger mixing); with both on,
 each batch uses one of them (CutMix with probability ``switch_prob``).
 

@@ -1,9 +1,9 @@
 """Optimizers, parameter groups and the learning rate at a point of training.
 
 Recipes (seeds 000, 001, 002): SGD with momentum (X3D supplement §A.3, multigrid paper) or AdamW
-(MViTv2, seed 001); no weight decay on norms, biases and position embeddings; an LR multiplier for
-a pretrained backbone (seed 000: 0.1); linear scaling of the LR with the batch size (Goyal et al.);
-a linear warm-up from a fraction of the LR (seed 000: 0.01×).
+(MViTv2, MultiTrain supplement); no weight decay on norms, biases and position embeddings; an LR multiplier for
+a pretrained backbone (the practitioner's notes: 0.1); linear scaling of the LR with the batch size (Goyal et al.);
+a linear warm-up from a fraction of the LR (the practitioner's notes: 0.01×).
 
 The LR at a fractional epoch is::
 
@@ -156,7 +156,7 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 def clip_grad_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> float:
     """Clip the global L2 norm of the gradients to ``max_norm`` (0 = off); returns the norm before
-    clipping (seed 000: 1.0 for large transformers, 40 for mmaction2 CNN recipes)."""
+    clipping (the practitioner's notes: 1.0 for large transformers, 40 for mmaction2 CNN recipes)."""
     params = [p for p in parameters if p.grad is not None]
     if not params:
         return 0.0

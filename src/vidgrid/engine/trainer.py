@@ -1,4 +1,4 @@
-"""The training loop (issue 5 §4) and runs that survive crashes, preemption and bad input (issue 6).
+"""The training loop and runs that survive crashes, preemption and bad input.
 
 Per iteration: schedule, move, normalise, mix, forward, loss, backward, clip, step.
 Per epoch: switch to the epoch's multigrid segment (it decides the batch sampler and the BatchNorm

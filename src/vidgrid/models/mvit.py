@@ -2,8 +2,8 @@
 
 MViTv1 (Fan et al., "Multiscale Vision Transformers", ICCV 2021) and MViTv2 (Li et al., "MViTv2:
 Improved Multiscale Vision Transformers for Classification and Detection", CVPR 2022), with the
-backbone layout of the MultiTrain supplement (seed 001, Table 2) and its separate learnable spatial
-and temporal position embeddings (seed 001, Eq. 1).
+backbone layout of the MultiTrain supplement (Table 2) and its separate learnable spatial
+and temporal position embeddings (MultiTrain supplement, Eq. 1).
 
 A clip (B, 3, T, H, W) is cut into 3×7×7 patches with stride 2×4×4 (one token per 2×4×4 pixels), a
 class token is prepended, and four stages of multiscale blocks follow. Each new stage halves the
@@ -56,7 +56,7 @@ class MViTConfig:
     """1 = MViTv1 pooling attention; 2 = MViTv2 (residual pooling, q pooled in every block, width
     changed inside attention)."""
     depths: tuple[int, ...]
-    """Blocks per stage (seed 001 Table 2 for MViTv2-B: 2, 3, 16, 3)."""
+    """Blocks per stage (MultiTrain supplement Table 2 for MViTv2-B: 2, 3, 16, 3)."""
     frames: int
     """Frames of the default input; the position embeddings are made for its token grid."""
     sampling_rate: int
@@ -76,9 +76,9 @@ class MViTConfig:
     rel_pos: bool = True
     """Decomposed relative position embeddings in attention (MViTv2 §3.1)."""
     abs_pos: bool = False
-    """Separate learnable spatial and temporal absolute embeddings added after patching (seed 001 Eq. 1)."""
+    """Separate learnable spatial and temporal absolute embeddings added after patching (MultiTrain supplement Eq. 1)."""
     norm: NormPlacement = "pre"
-    """LayerNorm placement (seed 000): before each sub-layer, after each residual sum, or both around it."""
+    """LayerNorm placement (the practitioner's notes): before each sub-layer, after each residual sum, or both around it."""
     dropout: float = 0.5
     """Dropout before the classifier."""
     drop_path: float = 0.1
@@ -101,7 +101,7 @@ VARIANTS: dict[str, MViTConfig] = {
     # MViTv2-S 16×4 (MViTv2 paper; torchvision mvit_v2_s): 16 blocks, 34.5M params, 64 GMACs; drop path
     # 0.2 as in PySlowFast's MVITv2_S_16x4 recipe.
     "mvitv2_s_16x4": MViTConfig(version=2, depths=(1, 2, 11, 2), frames=16, sampling_rate=4, drop_path=0.2),
-    # MViTv2-B 32×3 (seed 001 Table 2): 24 blocks, 51.2M params, 225 GMACs.
+    # MViTv2-B 32×3 (MultiTrain supplement Table 2): 24 blocks, 51.2M params, 225 GMACs.
     "mvitv2_b_32x3": MViTConfig(version=2, depths=(2, 3, 16, 3), frames=32, sampling_rate=3, drop_path=0.3),
     # MViTv1-B 16×4 (MViT paper): separate space/time absolute embeddings, no relative ones.
     "mvitv1_b_16x4": MViTConfig(
@@ -280,7 +280,7 @@ class MultiScaleBlock(nn.Module):
     The attention shortcut is max-pooled like the query (kernel s+1, stride s); where the width
     changes, the shortcut goes through a linear ``proj`` (in attention for v2, in the MLP for v1).
     ``norm`` places LayerNorm before each sub-layer ("pre", default), after each residual sum
-    ("post"), or before each sub-layer and on its output before the sum ("sandwich"; seed 000).
+    ("post"), or before each sub-layer and on its output before the sum ("sandwich"; the practitioner's notes).
     """
 
     def __init__(
@@ -440,7 +440,7 @@ def mvitv2_s_16x4(
 def mvitv2_b_32x3(
     *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None, **overrides: Any
 ) -> MViT:
-    """MViTv2-B, 32 frames × stride 3 at 224² (51.2M params, 225 GMACs; seed 001 Table 2)."""
+    """MViTv2-B, 32 frames × stride 3 at 224² (51.2M params, 225 GMACs; MultiTrain supplement Table 2)."""
     return _build("mvitv2_b_32x3", num_classes, dropout, drop_path, overrides)
 
 

@@ -1,5 +1,5 @@
 """MViT's position information: decomposed relative position bias (MViTv2 §3.1, Eq. 4) and separate
-spatial/temporal absolute embeddings (MViTv1; seed 001 Eq. 1), both interpolated to any token grid."""
+spatial/temporal absolute embeddings (MViTv1; MultiTrain supplement Eq. 1), both interpolated to any token grid."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def rel_pos_bias(q: Tensor, q_thw: Triple, k_thw: Triple, tables: tuple[Tensor, 
 
 
 class SeparablePositionEmbedding(nn.Module):
-    """Separate learnable spatial and temporal absolute embeddings (seed 001 Eq. 1).
+    """Separate learnable spatial and temporal absolute embeddings (MultiTrain supplement Eq. 1).
 
     ``P(p_s, p_t)`` repeats the spatial table over time and the temporal table over space; the class
     token has its own embedding. Tables are interpolated (bicubic in space, linear in time) when the

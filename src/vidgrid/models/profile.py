@@ -1,4 +1,4 @@
-"""``vidgrid profile``: the columns of the video backbone benchmark table of seed 000.
+"""``vidgrid profile``: the columns of the video backbone benchmark table of the practitioner's notes.
 
 Per model: parameters (all, and backbone only = everything outside the ``head`` submodule), GMACs
 of one clip (``torch.utils.flop_counter`` counts 2 FLOPs per multiply-add; we halve it), peak memory
@@ -12,7 +12,7 @@ How each figure is obtained:
 - Memory and speed are measured in a fresh child process per model, so no figure depends on what
   was profiled before it. A training step is forward, cross-entropy, backward and an SGD (momentum)
   step. Memory is, on CUDA, ``torch.cuda.max_memory_allocated`` over model construction and one
-  training step (weights, gradients, optimizer state, activations; what the seed 000 table reads
+  training step (weights, gradients, optimizer state, activations; what the practitioner's notes table reads
   from nvidia-smi, less the CUDA context and cache); on CPU, the growth of the process's peak
   resident set size (``ru_maxrss``) over the same span, measured from the child's baseline after
   imports. Speed: that first step is the warm-up, then ``TIMED_STEPS`` timed steps (short on purpose:
@@ -214,7 +214,7 @@ def profile_model(name: str, *, frames: int | None, crop: int | None, batch: int
 
 
 def format_table(rows: list[Profile]) -> str:
-    """Seed 000's benchmark columns as an aligned text table."""
+    """The practitioner's notes' benchmark columns as an aligned text table."""
     header = (
         "model", "input (C,T,H,W)", "params (M)", "backbone (M)", "GMACs", "memory (MiB)", "train clips/s",
         "infer clips/s",
