@@ -34,11 +34,12 @@ def _worker(rank: int, world: int, port: int, config: str, out: str, die_at: int
         LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), OMP_NUM_THREADS="1", VIDGRID_DIST_TIMEOUT_S="60",
     )
     torch.set_num_threads(1)
+    from vidgrid.engine import run as run_module
     from vidgrid.engine import trainer
 
     shapes: list[tuple[bool, tuple[int, ...]]] = []
     models = []
-    build = trainer.build_model
+    build = run_module.build_model
 
     def recording(cfg, *, num_classes):
         model = build(cfg, num_classes=num_classes)
@@ -52,7 +53,7 @@ def _worker(rank: int, world: int, port: int, config: str, out: str, die_at: int
         models.append(model)
         return model
 
-    trainer.build_model = recording
+    run_module.build_model = recording
     record: dict = {}
     try:
         record["summary"] = trainer.train(load_config(config), Path(out) / "run")

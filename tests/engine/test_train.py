@@ -8,11 +8,13 @@ from functools import partial
 import pytest
 import torch
 
+from vidgrid.engine import run as run_module
 from vidgrid.engine import trainer
 from vidgrid.engine.checkpoint import list_checkpoints, load_checkpoint
 from vidgrid.engine.logging import SUMMARY_KEYS, read_metrics
 from vidgrid.engine.optim import lr_at, scaled_lr
 from vidgrid.errors import ConfigError
+from vidgrid.multigrid.schedule import schedule_from_config
 from vidgrid.types import ClipShape
 
 
@@ -42,7 +44,7 @@ def test_baseline_run_lowers_the_loss_and_writes_the_run_folder(tiny_config, tmp
 def test_multigrid_run_follows_the_schedule_and_evaluates(tiny_config, tmp_path):
     cfg = tiny_config("multigrid.enabled=true", "train.batch_size=2", "train.epochs=4", "train.eval_every=0",
                       "schedule.warmup_epochs=2")
-    schedule = trainer.schedule_from_config(cfg)
+    schedule = schedule_from_config(cfg)
     summary = trainer.train(cfg, tmp_path / "mg")
 
     expected = []  # the shape of every iteration: short-cycle position i mod 3 of the epoch's segment
@@ -76,7 +78,7 @@ def test_multigrid_run_follows_the_schedule_and_evaluates(tiny_config, tmp_path)
 
 
 def test_non_finite_loss_stops_without_overwriting_the_checkpoint(tiny_config, tmp_path, monkeypatch):
-    real = trainer.build_loss
+    real = run_module.build_loss
 
     def poisoned(multi_label):
         loss_fn, calls = real(multi_label), []
@@ -88,7 +90,7 @@ def test_non_finite_loss_stops_without_overwriting_the_checkpoint(tiny_config, t
 
         return loss
 
-    monkeypatch.setattr(trainer, "build_loss", poisoned)
+    monkeypatch.setattr(run_module, "build_loss", poisoned)
     cfg = tiny_config("train.epochs=3", "train.eval_every=0")
     with pytest.raises(trainer.NonFiniteLossError, match=r"loss became nan at epoch 2 iteration 5.*ckpt-000000003.pt"):
         trainer.train(cfg, tmp_path / "nan")

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -151,9 +152,15 @@ class MultigridSchedule:
         """Share of the run's iterations done at fractional ``epoch``, in [0, 1] (epochs / total for a
         baseline). An epoch of a segment holds ``len(steps) / sum(global_batches)`` iterations per clip
         (:func:`epoch_plan` up to its last batch), so no dataset size is needed."""
-        rates = [len(seg.steps) / sum(seg.global_batches) for seg in self.segments]
+        rates, total = self._iteration_rates
         done = sum(r * min(max(epoch - seg.start_epoch, 0.0), seg.epochs) for r, seg in zip(rates, self.segments))
-        return min(done / sum(r * seg.epochs for r, seg in zip(rates, self.segments)), 1.0)
+        return min(done / total, 1.0)
+
+    @functools.cached_property
+    def _iteration_rates(self) -> tuple[tuple[float, ...], float]:
+        """Iterations per clip of an epoch of each segment, and the run's total in the same unit."""
+        rates = tuple(len(seg.steps) / sum(seg.global_batches) for seg in self.segments)
+        return rates, sum(r * seg.epochs for r, seg in zip(rates, self.segments))
 
     def lr_factor(self, epoch: float) -> float:
         """LR at fractional ``epoch`` relative to the (linearly scaled) base LR: the step policy (by
