@@ -134,7 +134,7 @@ class _FailureTable:
         where = {str(sample.path): i for i, sample in enumerate(self.samples)}
         for path, reason in skipped:
             if path in where and self.codes[where[path]] <= 0:
-                self.codes[where[path]] = FAILURE_REASONS.index(reason) if reason in FAILURE_REASONS[1:] else 3
+                self.codes[where[path]] = FAILURE_REASONS.index(reason if reason in FAILURE_REASONS[1:] else "cannot decode")
 
 
 class _TooShort(Exception):
