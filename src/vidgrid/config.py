@@ -83,6 +83,15 @@ class DataConfig:
 
 
 @dataclass
+class TaskConfig:
+    """What is learned (see ``vidgrid.tasks.list_tasks()``)."""
+
+    name: str = "classification"
+    """Registered task: ``classification`` (one class per video; multi-label when the annotations
+    are, as Charades' are) or ``multi_label``."""
+
+
+@dataclass
 class ModelConfig:
     """Which network to build (see ``vidgrid.models.list_models()``)."""
 
@@ -237,6 +246,7 @@ class Config:
     """A complete run: recipe defaults plus overrides."""
 
     data: DataConfig = field(default_factory=DataConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     multigrid: MultigridConfig = field(default_factory=MultigridConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

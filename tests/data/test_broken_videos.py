@@ -17,6 +17,10 @@ from vidgrid.data.decode import DecodeError, decode_frames, probe_video
 from vidgrid.data.encode import write_video
 from vidgrid.errors import DataError
 from vidgrid.types import ClipShape
+from vidgrid.tasks.classification import Classification
+
+LABEL = Classification([str(k) for k in range(10)]).target
+"""Class-id targets for the single-label annotations of these tests."""
 
 
 def write_ts_segment(path: Path, size: int, frames: int, first_pts: int) -> bytes:
@@ -60,10 +64,10 @@ def test_any_failure_inside_decoding_is_that_videos_decode_error(index_video, mo
 
 def test_training_and_test_datasets_serve_a_video_resized_midway(resized_midway):
     annotations = Annotations([Sample(resized_midway, 0)], ["a"])
-    train = VideoClipDataset(annotations, base_frames=8, sampling_rate=2, base_crop=32, min_short=32, max_short=36)
+    train = VideoClipDataset(annotations, target=LABEL, base_frames=8, sampling_rate=2, base_crop=32, min_short=32, max_short=36)
     clip, _, index = train[(0, ClipShape(8, 32))]
     assert clip.shape == (3, 8, 32, 32) and index == 0 and train.skipped() == []
-    test = VideoTestDataset(annotations, frames=8, sampling_rate=4, clips=2, crops=1, short_side=32, crop=32)
+    test = VideoTestDataset(annotations, target=LABEL, frames=8, sampling_rate=4, clips=2, crops=1, short_side=32, crop=32)
     views, _, index = test[0]
     assert views.shape == (2, 3, 8, 32, 32) and index == 0
 
@@ -81,14 +85,14 @@ def test_a_renamed_image_is_not_a_video(tmp_path):
 def test_a_video_shorter_than_the_test_clip_is_reported_too_short(tmp_path, index_video):
     write_video(tmp_path / "two.mp4", np.zeros((2, 32, 32, 3), np.uint8), 30)
     annotations = Annotations([Sample(tmp_path / "two.mp4", 0), Sample(index_video, 0)], ["a"])
-    test = VideoTestDataset(annotations, frames=4, sampling_rate=2, clips=1, crops=1, short_side=32, crop=32)
+    test = VideoTestDataset(annotations, target=LABEL, frames=4, sampling_rate=2, clips=1, crops=1, short_side=32, crop=32)
     assert test[0][2] == -1 and test[1][2] == 1
     assert test.skipped() == [(str(tmp_path / "two.mp4"), "fewer frames than the base clip")]
 
 
 def test_a_list_where_nearly_nothing_exists_stops_with_one_error(tmp_path, index_video, caplog):
     samples = [Sample(index_video, 0)] + [Sample(tmp_path / f"missing{i:02d}.mp4", 0) for i in range(40)]
-    train = VideoClipDataset(Annotations(samples, ["a"]), base_frames=4, sampling_rate=2, base_crop=32,
+    train = VideoClipDataset(Annotations(samples, ["a"]), target=LABEL, base_frames=4, sampling_rate=2, base_crop=32,
                              min_short=32, max_short=36, max_retries=100)
     with caplog.at_level(logging.WARNING), pytest.raises(DataError, match=r"probably wrong") as caught:
         for i in range(1, 41):
@@ -100,7 +104,7 @@ def test_a_list_where_nearly_nothing_exists_stops_with_one_error(tmp_path, index
 def test_a_few_bad_videos_among_good_ones_do_not_stop_the_run(tmp_path, make_index_video):
     good = [Sample(make_index_video(f"v{i}.mp4", frames=8), 0) for i in range(3)]
     samples = good * 6 + [Sample(tmp_path / f"missing{i:02d}.mp4", 0) for i in range(16)]
-    train = VideoClipDataset(Annotations(samples, ["a"]), base_frames=4, sampling_rate=2, base_crop=32,
+    train = VideoClipDataset(Annotations(samples, ["a"]), target=LABEL, base_frames=4, sampling_rate=2, base_crop=32,
                              min_short=32, max_short=36, max_retries=100)
     for i in range(len(samples)):
         train[(i, ClipShape(4, 32))]
@@ -109,10 +113,10 @@ def test_a_few_bad_videos_among_good_ones_do_not_stop_the_run(tmp_path, make_ind
 
 def test_skipped_videos_carry_over_to_another_dataset_on_the_same_list(tmp_path, index_video):
     samples = [Sample(index_video, 0), Sample(tmp_path / "gone.mp4", 0)]
-    first = VideoClipDataset(Annotations(samples, ["a"]), base_frames=4, sampling_rate=2, base_crop=32,
+    first = VideoClipDataset(Annotations(samples, ["a"]), target=LABEL, base_frames=4, sampling_rate=2, base_crop=32,
                              min_short=32, max_short=36)
     first[(1, ClipShape(4, 32))]
-    second = VideoClipDataset(Annotations(samples, ["a"]), base_frames=4, sampling_rate=2, base_crop=32,
+    second = VideoClipDataset(Annotations(samples, ["a"]), target=LABEL, base_frames=4, sampling_rate=2, base_crop=32,
                               min_short=32, max_short=36)
     second.mark_skipped([list(s) for s in first.skipped()])
     assert second.skipped() == first.skipped() == [(str(tmp_path / "gone.mp4"), "missing file")]

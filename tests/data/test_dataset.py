@@ -18,6 +18,11 @@ from vidgrid.data.dataset import VideoClipDataset, VideoTestDataset
 from vidgrid.data.encode import write_video
 from vidgrid.errors import DataError
 from vidgrid.types import ClipShape
+from vidgrid.tasks.classification import Classification
+from vidgrid.tasks.multi_label import MultiLabelClassification
+
+LABEL = Classification([str(k) for k in range(10)]).target
+"""Class-id targets for the single-label annotations of these tests."""
 
 BASE = dict(base_frames=8, sampling_rate=2, base_crop=32, min_short=32, max_short=40)
 
@@ -41,7 +46,7 @@ def broken_files(tmp_path: Path, make_index_video) -> list[Path]:
 
 @pytest.mark.parametrize("shape", [ClipShape(8, 32), ClipShape(4, 22), ClipShape(2, 16), ClipShape(4, 32)])
 def test_returns_the_requested_shape_with_real_frames(index_video: Path, shape: ClipShape) -> None:
-    data = VideoClipDataset(_annotations([index_video], [2]), **BASE, seed=1)
+    data = VideoClipDataset(_annotations([index_video], [2]), target=LABEL, **BASE, seed=1)
     low, high = sampling.stride_range(shape.frames, 8, 2)
     for epoch in range(3):
         data.set_epoch(epoch)
@@ -55,7 +60,7 @@ def test_returns_the_requested_shape_with_real_frames(index_video: Path, shape: 
 
 
 def test_segment_sampling_takes_one_frame_per_segment(index_video: Path) -> None:
-    data = VideoClipDataset(_annotations([index_video]), **BASE, temporal_sampling="segment", spatial_sampling="resized_crop")
+    data = VideoClipDataset(_annotations([index_video]), target=LABEL, **BASE, temporal_sampling="segment", spatial_sampling="resized_crop")
     bounds = sampling.segment_bounds(48, 6)
     for epoch in range(3):
         data.set_epoch(epoch)
@@ -65,7 +70,7 @@ def test_segment_sampling_takes_one_frame_per_segment(index_video: Path) -> None
 
 
 def test_draws_are_reproducible_and_change_with_the_epoch(index_video: Path) -> None:
-    make = lambda: VideoClipDataset(_annotations([index_video]), **BASE, spatial_sampling="resized_crop", seed=3)  # noqa: E731
+    make = lambda: VideoClipDataset(_annotations([index_video]), target=LABEL, **BASE, spatial_sampling="resized_crop", seed=3)  # noqa: E731
     a, b = make(), make()
     shape = ClipShape(4, 16)
     assert torch.equal(a[(0, shape)][0], b[(0, shape)][0])
@@ -85,7 +90,7 @@ def test_flip_can_be_switched_off(tmp_path: Path) -> None:
     options = dict(base_frames=8, sampling_rate=1, base_crop=32, min_short=32, max_short=32)
 
     def left_darker(flip: bool) -> list[bool]:
-        data = VideoClipDataset(_annotations([path]), **options, flip=flip)
+        data = VideoClipDataset(_annotations([path]), target=LABEL, **options, flip=flip)
         out = []
         for epoch in range(12):
             data.set_epoch(epoch)
@@ -99,7 +104,7 @@ def test_flip_can_be_switched_off(tmp_path: Path) -> None:
 
 def test_rand_augment_and_multi_label_targets(index_video: Path) -> None:
     annotations = Annotations([Sample(index_video, -1, (0, 2))], ["a", "b", "c"], multi_label=True)
-    data = VideoClipDataset(annotations, **BASE, rand_augment=(2, 9))
+    data = VideoClipDataset(annotations, target=MultiLabelClassification(["a", "b", "c"]).target, **BASE, rand_augment=(2, 9))
     clip, target, _ = data[(0, ClipShape(4, 16))]
     assert clip.shape == (3, 4, 16, 16)
     assert target.tolist() == [1.0, 0.0, 1.0] and target.dtype == torch.float32
@@ -109,7 +114,7 @@ def test_broken_videos_are_replaced_counted_and_logged_once(
     index_video: Path, broken_files: list[Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     paths = [index_video, *broken_files]
-    data = VideoClipDataset(_annotations(paths, [0, 1, 1, 1]), **BASE, max_retries=30)
+    data = VideoClipDataset(_annotations(paths, [0, 1, 1, 1]), target=LABEL, **BASE, max_retries=30)
     shape = ClipShape(4, 24)
     with caplog.at_level(logging.WARNING, logger="vidgrid.data.dataset"):
         for epoch in range(3):
@@ -129,7 +134,7 @@ def test_broken_videos_are_replaced_counted_and_logged_once(
 
 def test_broken_videos_are_counted_across_dataloader_workers(index_video: Path, broken_files: list[Path]) -> None:
     paths = [index_video, index_video, *broken_files]
-    data = VideoClipDataset(_annotations(paths), **BASE, max_retries=30)
+    data = VideoClipDataset(_annotations(paths), target=LABEL, **BASE, max_retries=30)
     batches = [[(i, ClipShape(2, 16)) for i in range(len(paths))] for _ in range(4)]
     loader = DataLoader(data, batch_sampler=batches, num_workers=2, multiprocessing_context="fork")
     served = []
@@ -144,7 +149,7 @@ def test_broken_videos_are_counted_across_dataloader_workers(index_video: Path, 
 
 
 def test_gives_up_with_a_clear_error_when_every_video_is_bad(broken_files: list[Path]) -> None:
-    data = VideoClipDataset(_annotations(broken_files), **BASE, max_retries=3)
+    data = VideoClipDataset(_annotations(broken_files), target=LABEL, **BASE, max_retries=3)
     with pytest.raises(DataError, match="no decodable replacement found in 3 retries"):
         data[(0, ClipShape(4, 16))]
 
@@ -157,7 +162,7 @@ def test_test_dataset_cuts_every_view_from_one_decode(
     decode = dataset_module.decode_frames
     monkeypatch.setattr(dataset_module, "decode_frames", lambda p, idx, **kw: calls.append(list(idx)) or decode(p, idx, **kw))
     data = VideoTestDataset(
-        _annotations([path, tmp_path / "missing.mp4"]), frames=4, sampling_rate=3, clips=3, crops=3, short_side=24, crop=16
+        _annotations([path, tmp_path / "missing.mp4"]), target=LABEL, frames=4, sampling_rate=3, clips=3, crops=3, short_side=24, crop=16
     )
     views, target, index = data[0]
     assert views.shape == (9, 3, 4, 16, 16) and views.dtype == torch.uint8 and index == 0
@@ -174,7 +179,7 @@ def test_test_dataset_three_crops_cover_the_long_side(tmp_path: Path) -> None:
     ramp = np.broadcast_to(np.linspace(0, 255, 64, dtype=np.float32), (4, 32, 64)).astype(np.uint8)
     path = tmp_path / "ramp.mp4"
     write_video(path, np.stack([ramp, ramp, ramp], -1), 30)
-    data = VideoTestDataset(_annotations([path]), frames=2, sampling_rate=1, clips=1, crops=3, short_side=32, crop=32)
+    data = VideoTestDataset(_annotations([path]), target=LABEL, frames=2, sampling_rate=1, clips=1, crops=3, short_side=32, crop=32)
     views = data[0][0].float()
     brightness = [float(v.mean()) for v in views]  # left, centre, right
     assert brightness[0] < brightness[1] < brightness[2]
@@ -182,4 +187,4 @@ def test_test_dataset_three_crops_cover_the_long_side(tmp_path: Path) -> None:
 
 def test_test_crop_larger_than_short_side_is_an_error(index_video: Path) -> None:
     with pytest.raises(DataError, match="larger than the test short side"):
-        VideoTestDataset(_annotations([index_video]), frames=4, sampling_rate=1, clips=1, crops=1, short_side=16, crop=24)
+        VideoTestDataset(_annotations([index_video]), target=LABEL, frames=4, sampling_rate=1, clips=1, crops=1, short_side=16, crop=24)

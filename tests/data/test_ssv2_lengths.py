@@ -16,6 +16,10 @@ from vidgrid.data.dataset import VideoClipDataset
 from vidgrid.engine.build import load_split, use_flip
 from vidgrid.errors import DataError
 from vidgrid.types import ClipShape
+from vidgrid.tasks.classification import Classification
+
+LABEL = Classification([str(k) for k in range(10)]).target
+"""Class-id targets for the single-label annotations of these tests."""
 
 TEMPLATES = ["Pushing something from left to right", "Pushing something from right to left"]
 
@@ -38,7 +42,7 @@ def test_the_ssv2_recipe_takes_64_frames_from_45_frame_videos(ssv2_data: Path) -
     assert cfg.data.frames == 64 and cfg.data.temporal_sampling == "segment"
     annotations = load_split(cfg, "train")
     data = VideoClipDataset(
-        annotations, base_frames=cfg.data.frames, sampling_rate=cfg.data.sampling_rate, base_crop=cfg.data.crop,
+        annotations, target=LABEL, base_frames=cfg.data.frames, sampling_rate=cfg.data.sampling_rate, base_crop=cfg.data.crop,
         temporal_sampling=cfg.data.temporal_sampling, min_short=cfg.data.min_short, max_short=cfg.data.max_short,
         flip=use_flip(cfg, annotations), max_retries=cfg.data.max_retries,
     )
@@ -63,7 +67,7 @@ def test_ssv2_is_direction_sensitive_without_a_meta_file(ssv2_data: Path) -> Non
 
 def test_stride_sampling_still_skips_videos_shorter_than_the_base_clip(ssv2_data: Path) -> None:
     annotations = load_annotations(ssv2_data / "train.json")
-    data = VideoClipDataset(annotations, base_frames=64, sampling_rate=1, base_crop=32, min_short=32, max_short=40,
+    data = VideoClipDataset(annotations, target=LABEL, base_frames=64, sampling_rate=1, base_crop=32, min_short=32, max_short=40,
                             max_retries=2)
     with pytest.raises(DataError, match="no decodable replacement"):
         data[(0, ClipShape(64, 32))]

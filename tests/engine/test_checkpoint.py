@@ -35,7 +35,7 @@ def _state(iteration: int) -> dict:
 
 def test_write_keeps_last_k_and_leaves_no_temporaries(tmp_path):
     for it in range(1, 6):
-        write_checkpoint(_state(it), tmp_path, keep=2)
+        write_checkpoint(_state(it), tmp_path, iteration=it, keep=2)
     names = [p.name for p in list_checkpoints(tmp_path)]
     assert names == ["ckpt-000000004.pt", "ckpt-000000005.pt"]
     assert sorted(os.listdir(tmp_path)) == names  # no temporary files left behind
@@ -59,8 +59,8 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
 
 
 def test_truncated_file_is_refused_and_previous_used(tmp_path):
-    write_checkpoint(_state(1), tmp_path, keep=3)
-    newest = write_checkpoint(_state(2), tmp_path, keep=3)
+    write_checkpoint(_state(1), tmp_path, iteration=1, keep=3)
+    newest = write_checkpoint(_state(2), tmp_path, iteration=2, keep=3)
     data = newest.read_bytes()
     newest.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="ckpt-000000002.pt: not a readable checkpoint"):

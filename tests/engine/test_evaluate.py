@@ -18,10 +18,13 @@ from vidgrid.cli import main
 from vidgrid.config import config_to_dict, load_config
 from vidgrid.data.encode import write_video
 from vidgrid.engine.device import normalize_clip
-from vidgrid.engine.evaluate import ViewScores, aggregate_views, collect_scores, report, score_views
+from vidgrid.engine.evaluate import ViewScores, collect_scores, report, score_views
 from vidgrid.models import registry
+from vidgrid.tasks.classification import Classification
+from vidgrid.tasks.multi_label import MultiLabelClassification
 
 CLASSES = ["red", "green", "blue"]
+SINGLE, MULTI = Classification(CLASSES), MultiLabelClassification(CLASSES)
 MEAN, STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
 
 
@@ -49,15 +52,14 @@ def test_multiview_average_is_mean_of_per_view_softmax():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 2 * 4 * 4, 5))
     views = torch.randint(0, 256, (2, 6, 3, 2, 4, 4), dtype=torch.uint8)  # (B, V, C, T, H, W)
-    got = score_views(model, views, mean=MEAN, std=STD, multi_label=False, clips_per_forward=4)
+    got = score_views(model, views, Classification(list("abcde")), mean=MEAN, std=STD, clips_per_forward=4)
     per_view = torch.stack([torch.softmax(model(normalize_clip(views[:, v], MEAN, STD)), -1) for v in range(6)], 1)
     assert torch.allclose(got, per_view.mean(1), atol=1e-6)
     assert torch.allclose(got.sum(1), torch.ones(2))
     # multi-label (Charades): max over views of the per-class sigmoid
-    multi = score_views(model, views, mean=MEAN, std=STD, multi_label=True)
+    multi = score_views(model, views, MultiLabelClassification(list("abcde")), mean=MEAN, std=STD)
     sig = torch.stack([torch.sigmoid(model(normalize_clip(views[:, v], MEAN, STD))) for v in range(6)], 1)
     assert torch.allclose(multi, sig.amax(1), atol=1e-6)
-    assert aggregate_views(torch.zeros(1, 3, 4), multi_label=False).tolist() == [[0.25] * 4]
 
 
 def _coloured_views(labels: list[int], views: int = 2) -> torch.Tensor:
@@ -74,11 +76,12 @@ def test_collect_skips_broken_and_report_writes_files(tmp_path):
     targets = torch.tensor([0, 1, 2, 2, 0])  # sample 4 is labelled red but looks green: one error
     loader = DataLoader(TensorDataset(views, targets, index), batch_size=2)
     model = ColourNet().train()
-    result = collect_scores(model, loader, device=torch.device("cpu"), mean=MEAN, std=STD, multi_label=False)
+    result = collect_scores(model, loader, SINGLE, device=torch.device("cpu"), mean=MEAN, std=STD)
     assert model.training  # mode restored
     assert result.indices.tolist() == [0, 1, 2, 4] and result.scores.shape == (4, 3)
     paths = [f"v{i}.mp4" for i in range(5)]
-    metrics = report(result, classes=CLASSES, paths=paths, multi_label=False, out_dir=tmp_path)
+    metrics, files = report(result, SINGLE, paths=paths, out_dir=tmp_path)
+    assert files == [tmp_path / "predictions.jsonl", tmp_path / "confusion.png"]
     assert metrics["top1"] == pytest.approx(0.75) and metrics["top5"] == 1.0 and metrics["videos"] == 4
     assert metrics["mean_class_acc"] == pytest.approx((0.5 + 1 + 1) / 3)
     rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
@@ -94,7 +97,7 @@ def test_report_multilabel_has_map_and_no_confusion(tmp_path):
         targets=torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]),
         indices=torch.tensor([0, 1]),
     )
-    metrics = report(result, classes=CLASSES, paths=["a", "b"], multi_label=True, out_dir=tmp_path)
+    metrics, _ = report(result, MULTI, paths=["a", "b"], out_dir=tmp_path)
     assert metrics["mAP"] == pytest.approx(1.0) and metrics["top1"] == 1.0
     assert json.loads((tmp_path / "predictions.jsonl").read_text().splitlines()[0])["label"] == ["red", "blue"]
     assert not (tmp_path / "confusion.png").exists()
@@ -122,8 +125,8 @@ def colour_run(tmp_path, monkeypatch):
                  "data.crop=16", "eval.clips=2", "eval.crops=3", "eval.crop=16", "eval.short_side=20", "data.workers=0", "train.device=cpu"]
     cfg = load_config(None, overrides)
     ckpt = tmp_path / "ckpt.pt"
-    torch.save({"model": ColourNet().state_dict(), "config": config_to_dict(cfg), "classes": CLASSES, "epoch": 1,
-                "iteration": 10}, ckpt)
+    torch.save({"model": ColourNet().state_dict(), "config": config_to_dict(cfg), "classes": CLASSES,
+                "task": "classification"}, ckpt)
     return data, ckpt, overrides
 
 

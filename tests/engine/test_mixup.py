@@ -3,8 +3,12 @@
 import pytest
 import torch
 
-from vidgrid.engine.mixup import Mixer, cutmix_clips, smooth_targets
-from vidgrid.engine.losses import build_loss, soft_target_cross_entropy
+from vidgrid.engine.mixup import Mixer, cutmix_clips
+from vidgrid.errors import ConfigError
+from vidgrid.tasks.classification import Classification
+from vidgrid.tasks.multi_label import MultiLabelClassification
+
+FOUR = Classification(["a", "b", "c", "d"])
 
 
 def _batch(b=6, t=3, s=16):
@@ -13,24 +17,16 @@ def _batch(b=6, t=3, s=16):
     return clips, torch.arange(b) % 4
 
 
-def test_label_smoothing():
-    y = smooth_targets(torch.tensor([2, 0]), 4, 0.1, multi_label=False)
-    assert y[0].tolist() == pytest.approx([0.025, 0.025, 0.925, 0.025])
-    assert y.sum(1).tolist() == pytest.approx([1.0, 1.0])
-    m = smooth_targets(torch.tensor([[1.0, 0.0, 1.0]]), 3, 0.2, multi_label=True)
-    assert m[0].tolist() == pytest.approx([0.9, 0.1, 0.9])
-
-
 @pytest.mark.parametrize("mode", ["mixup", "cutmix"])
 def test_targets_sum_to_one_and_match_lambda(mode):
-    mixer = Mixer(num_classes=4, mixup_alpha=0.8 if mode == "mixup" else 0.0,
+    mixer = Mixer(FOUR, mixup_alpha=0.8 if mode == "mixup" else 0.0,
                   cutmix_alpha=1.0 if mode == "cutmix" else 0.0, label_smoothing=0.1, seed=3)
     for _ in range(20):
         clips, targets = _batch()
         out = mixer(clips, targets)
         assert out.mode == mode and out.clips.shape == clips.shape
         assert out.targets.sum(1).tolist() == pytest.approx([1.0] * 6)
-        soft = smooth_targets(targets, 4, 0.1, multi_label=False)
+        soft = FOUR.soft_targets(targets, 0.1)
         if mode == "mixup":
             # a constant clip i mixed with j is λ·i + (1-λ)·j everywhere: recover j, check the targets
             assert out.clips.std(dim=(1, 2, 3, 4)).max() < 1e-4
@@ -55,34 +51,32 @@ def test_cutmix_box_area_and_frames():
 
 
 def test_multilabel_mix_and_no_mixing():
-    mixer = Mixer(num_classes=3, mixup_alpha=0.8, multi_label=True, seed=0)
+    mixer = Mixer(MultiLabelClassification(["a", "b", "c"]), mixup_alpha=0.8, seed=0)
     clips = torch.randn(4, 3, 2, 8, 8)
     targets = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]])
     out = mixer(clips, targets)
     assert out.targets.shape == (4, 3) and (out.targets >= 0).all() and (out.targets <= 1).all()
-    plain = Mixer(num_classes=3)
+    plain = Mixer(Classification(["a", "b", "c"]))
     res = plain(clips, torch.tensor([0, 1, 2, 0]))
     assert res.mode == "none" and res.clips is clips and res.targets[0].tolist() == [1.0, 0.0, 0.0]
 
 
 def test_state_dict_reproduces_mixing():
-    a = Mixer(num_classes=4, mixup_alpha=0.8, cutmix_alpha=1.0, seed=1)
+    a = Mixer(FOUR, mixup_alpha=0.8, cutmix_alpha=1.0, seed=1)
     a(*_batch())
     state = a.state_dict()
     first = a(*_batch())
-    b = Mixer(num_classes=4, mixup_alpha=0.8, cutmix_alpha=1.0, seed=99)
+    b = Mixer(FOUR, mixup_alpha=0.8, cutmix_alpha=1.0, seed=99)
     b.load_state_dict(state)
     second = b(*_batch())
     assert first.mode == second.mode and first.lam == second.lam
     assert torch.equal(first.clips, second.clips)
 
 
-def test_losses():
-    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-    hard = torch.tensor([0, 1])
-    onehot = smooth_targets(hard, 3, 0.0, multi_label=False)
-    assert soft_target_cross_entropy(logits, onehot).item() == pytest.approx(
-        torch.nn.functional.cross_entropy(logits, hard).item(), rel=1e-6)
-    assert build_loss(False)(logits, hard).item() == pytest.approx(soft_target_cross_entropy(logits, onehot).item())
-    bce = build_loss(True)(logits, torch.tensor([[1.0, 0, 0], [0, 1, 1]]))
-    assert bce.item() > 0
+def test_a_task_whose_targets_cannot_be_mixed_refuses_mixup():
+    class Boxes(Classification):
+        mixable = False
+
+    assert Mixer(Boxes(["a"])).enabled is False  # no mixing asked: fine
+    with pytest.raises(ConfigError, match="cannot be mixed"):
+        Mixer(Boxes(["a"]), cutmix_alpha=1.0)

@@ -88,7 +88,7 @@ def test_sigterm_writes_a_loadable_checkpoint_and_says_how_to_resume(tiny_config
     assert proc.returncode == 128 + signal.SIGTERM, stderr  # a job script sees the run did not finish
     assert "SIGTERM: stopped at epoch" in stderr and "--resume auto" in stderr and "Traceback" not in stderr
     ckpt = load_checkpoint(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])
-    assert ckpt["iteration"] >= 2 and ckpt["iteration"] < 50 * 3
+    assert ckpt["train"]["state"]["iteration"] >= 2 and ckpt["train"]["state"]["iteration"] < 50 * 3
     state = ckpt["train"]["state"]
-    assert state["epoch"] * 3 + state["step"] == ckpt["iteration"]  # 3 iterations per epoch
+    assert state["epoch"] * 3 + state["step"] == ckpt["train"]["state"]["iteration"]  # 3 iterations per epoch
     assert ckpt["train"]["sampler"]["start"] == state["step"]

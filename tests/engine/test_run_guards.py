@@ -72,9 +72,9 @@ def test_a_fresh_run_in_a_folder_that_holds_a_run_is_refused_unless_overwritten(
 
 def test_rotation_keeps_the_newest_of_the_run_being_written(tmp_path):
     for iteration in (8, 9, 10):  # a run this one replaced (resumed from an earlier checkpoint)
-        write_checkpoint({"iteration": iteration}, tmp_path, keep=2)
-    write_checkpoint({"iteration": 3}, tmp_path, keep=2)
-    write_checkpoint({"iteration": 4}, tmp_path, keep=2)
+        write_checkpoint({"iteration": iteration}, tmp_path, iteration=iteration, keep=2)
+    write_checkpoint({"iteration": 3}, tmp_path, iteration=3, keep=2)
+    write_checkpoint({"iteration": 4}, tmp_path, iteration=4, keep=2)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["ckpt-000000003.pt", "ckpt-000000004.pt"]
 
 
@@ -140,7 +140,7 @@ def test_a_full_disk_stops_the_run_with_one_line_naming_the_previous_checkpoint(
     assert f"{folder / 'ckpt-000000002.pt'}: cannot write the checkpoint (no space left on device)" in line
     assert f"the last checkpoint is {folder / 'ckpt-000000001.pt'}" in line
     assert os.listdir(folder) == ["ckpt-000000001.pt"]  # intact, and no temporary left
-    assert load_checkpoint(folder / "ckpt-000000001.pt")["iteration"] == 1
+    assert load_checkpoint(folder / "ckpt-000000001.pt")["train"]["state"]["iteration"] == 1
 
 
 @pytest.mark.slow
@@ -151,13 +151,13 @@ def test_temporaries_of_killed_writes_are_removed_at_the_next_start(tiny_config,
     folder.mkdir(parents=True)
     (folder / ".ckpt-000000002.pt.1a2b3c4d.tmp").write_bytes(b"half")
     train(tiny_config("train.epochs=1"), tmp_path / "run", resume="auto")
-    assert [p.name for p in folder.iterdir()] == ["ckpt-000000003.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "ckpt-000000003.pt"]  # no temporary left
 
 
 def test_checkpoints_follow_the_umask(tmp_path):
     old = os.umask(0o002)
     try:
-        path = write_checkpoint({"iteration": 1}, tmp_path, keep=1)
+        path = write_checkpoint({"iteration": 1}, tmp_path, iteration=1, keep=1)
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o664  # a group can share the run folder

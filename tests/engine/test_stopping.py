@@ -95,7 +95,7 @@ def test_a_repeated_sigterm_does_not_abort_the_stop_checkpoint(train_argv, tmp_p
     assert proc.returncode == 143, stderr
     assert "SIGTERM: stopped at epoch" in stderr and "Traceback" not in stderr
     ckpt = load_checkpoint(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])
-    assert ckpt["iteration"] == ckpt["train"]["state"]["epoch"] * 5 + ckpt["train"]["state"]["step"]
+    assert ckpt["train"]["state"]["iteration"] == ckpt["train"]["state"]["epoch"] * 5 + ckpt["train"]["state"]["step"]
 
 
 @pytest.mark.slow
@@ -122,7 +122,7 @@ def test_sigterm_while_waiting_on_a_stalled_worker_writes_the_last_iterations_ch
     assert proc.returncode == 143, stderr
     assert "SIGTERM: stopped at epoch 1 iteration 2" in stderr and "Traceback" not in stderr
     ckpt = load_checkpoint(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])
-    assert ckpt["iteration"] == 2 and ckpt["train"]["state"]["step"] == 2
+    assert ckpt["train"]["state"]["iteration"] == 2 and ckpt["train"]["state"]["step"] == 2
 
 
 def test_a_stop_during_validation_checkpoints_instead_of_finishing_it(tiny_config, tmp_path, monkeypatch):
@@ -143,7 +143,7 @@ def test_a_stop_during_validation_checkpoints_instead_of_finishing_it(tiny_confi
     assert len(served) <= 2  # at most the batch under way: the other 8 of 10 videos were not scored
     assert summary["iterations"] == 5 and summary["epochs"] == 1  # no iteration after the stop
     ckpt = load_checkpoint(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])
-    assert ckpt["iteration"] == 5 and ckpt["train"]["state"]["epoch"] == 1 and ckpt["train"]["state"]["step"] == 0
+    assert ckpt["train"]["state"]["iteration"] == 5 and ckpt["train"]["state"]["epoch"] == 1 and ckpt["train"]["state"]["step"] == 0
 
 
 def test_the_resume_hint_of_a_multi_process_run_is_a_torchrun_command(monkeypatch):
@@ -175,4 +175,4 @@ def test_sigterm_to_torchrun_and_every_rank_checkpoints_and_hints_torchrun(tiny_
     assert "exitcode  : -15" not in stderr, stderr  # no rank was killed by the repeated signal
     assert f"resume with: torchrun --nproc-per-node 2 -m vidgrid train {tmp_path / 'run' / 'config.yaml'}" in stderr
     stopped = int(stderr.split("SIGTERM: stopped at epoch")[1].split("iteration ")[1].split(";")[0])
-    assert load_checkpoint(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])["iteration"] == stopped
+    assert load_checkpoint(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])["train"]["state"]["iteration"] == stopped

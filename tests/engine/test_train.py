@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 import torch
 
-from vidgrid.engine import run as run_module
+from vidgrid.tasks.classification import Classification
 from vidgrid.engine import trainer
 from vidgrid.engine.checkpoint import list_checkpoints, load_checkpoint
 from vidgrid.engine.logging import SUMMARY_KEYS, read_metrics
@@ -38,7 +38,7 @@ def test_baseline_run_lowers_the_loss_and_writes_the_run_folder(tiny_config, tmp
     assert any((tmp_path / "run" / "tb").iterdir())
     assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["ckpt-000000015.pt", "ckpt-000000018.pt"]
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "ckpt-000000018.pt")
-    assert ckpt["epoch"] == 6 and ckpt["classes"][0] == "slide_left" and ckpt["config"]["model"]["name"] == "x3d_xs"
+    assert ckpt["train"]["state"]["epoch"] == 6 and ckpt["classes"][0] == "slide_left" and ckpt["config"]["model"]["name"] == "x3d_xs"
 
 
 def test_multigrid_run_follows_the_schedule_and_evaluates(tiny_config, tmp_path):
@@ -78,19 +78,14 @@ def test_multigrid_run_follows_the_schedule_and_evaluates(tiny_config, tmp_path)
 
 
 def test_non_finite_loss_stops_without_overwriting_the_checkpoint(tiny_config, tmp_path, monkeypatch):
-    real = run_module.build_loss
+    real, calls = Classification.loss, []
 
-    def poisoned(multi_label):
-        loss_fn, calls = real(multi_label), []
+    def poisoned(self, logits, targets):
+        calls.append(1)
+        value = real(self, logits, targets)
+        return value * float("nan") if len(calls) == 5 else value
 
-        def loss(logits, targets):
-            calls.append(1)
-            value = loss_fn(logits, targets)
-            return value * float("nan") if len(calls) == 5 else value
-
-        return loss
-
-    monkeypatch.setattr(run_module, "build_loss", poisoned)
+    monkeypatch.setattr(Classification, "loss", poisoned)
     cfg = tiny_config("train.epochs=3", "train.eval_every=0")
     with pytest.raises(trainer.NonFiniteLossError, match=r"loss became nan at epoch 2 iteration 5.*ckpt-000000003.pt"):
         trainer.train(cfg, tmp_path / "nan")

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -68,15 +68,6 @@ GIVE_UP_AFTER = 8
 def _failure_code(error: DecodeError) -> int:
     """Code of a decode failure in :data:`FAILURE_REASONS` (anything unnamed is 'cannot decode')."""
     return FAILURE_REASONS.index(error.reason) if error.reason in FAILURE_REASONS[1:3] else 3
-
-
-def make_target(sample: Sample, num_classes: int, multi_label: bool) -> torch.Tensor:
-    """int64 scalar class id, or a float multi-hot (num_classes,) vector for multi-label data."""
-    if not multi_label:
-        return torch.tensor(sample.label, dtype=torch.int64)
-    target = torch.zeros(num_classes)
-    target[list(sample.labels)] = 1.0
-    return target
 
 
 class _FailureTable:
@@ -153,6 +144,7 @@ class VideoClipDataset(Dataset):
         self,
         annotations: Annotations,
         *,
+        target: Callable[[Sample], torch.Tensor],
         base_frames: int,
         sampling_rate: int,
         base_crop: int,
@@ -165,11 +157,13 @@ class VideoClipDataset(Dataset):
         max_retries: int = 10,
         seed: int = 0,
     ) -> None:
-        """``rand_augment``: (ops n, magnitude m) or None = off. ``base_frames`` T, ``sampling_rate`` τ
+        """``target``: a sample's target tensor (the task's, :meth:`vidgrid.tasks.Task.target`).
+        ``rand_augment``: (ops n, magnitude m) or None = off. ``base_frames`` T, ``sampling_rate`` τ
         and ``base_crop`` S are the base grid the multigrid shapes are relative to."""
         if not annotations.samples:
             raise DataError("training annotations contain no videos")
         self.annotations = annotations
+        self.target = target
         self.base_frames = base_frames
         self.sampling_rate = sampling_rate
         self.base_crop = base_crop
@@ -218,8 +212,7 @@ class VideoClipDataset(Dataset):
                 self._failures.record(candidate, _TOO_SHORT, str(e))
                 continue
             self._failures.record_decoded(candidate)
-            sample = self.annotations.samples[candidate]
-            return clip, make_target(sample, self.annotations.num_classes, self.annotations.multi_label), candidate
+            return clip, self.target(self.annotations.samples[candidate]), candidate
         raise DataError(
             f"{self.annotations.samples[index].path}: no decodable replacement found in {self.max_retries} retries "
             f"({len(self.skipped())} of {len(self)} videos bad so far); run 'vidgrid data check' on the list"
@@ -260,6 +253,7 @@ class VideoTestDataset(Dataset):
         self,
         annotations: Annotations,
         *,
+        target: Callable[[Sample], torch.Tensor],
         frames: int,
         sampling_rate: int,
         clips: int,
@@ -271,6 +265,7 @@ class VideoTestDataset(Dataset):
         if crop > short_side:
             raise DataError(f"test crop {crop} is larger than the test short side {short_side}")
         self.annotations = annotations
+        self.target = target
         self.frames = frames
         self.sampling_rate = sampling_rate
         self.clips = clips
@@ -303,7 +298,7 @@ class VideoTestDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         sample = self.annotations.samples[index]
-        target = make_target(sample, self.annotations.num_classes, self.annotations.multi_label)
+        target = self.target(sample)
         empty = torch.zeros(self.num_views, 3, self.frames, self.crop, self.crop, dtype=torch.uint8)
         if self._failures.is_bad(index):
             return empty, target, -1

@@ -6,11 +6,12 @@ A checkpoint is one ``dict`` saved with :func:`torch.save` and read back with
 ``model``       state dict of the unwrapped model (plain BatchNorm keys, loads without multigrid)
 ``config``      the run config as a plain dict (:func:`vidgrid.config.config_to_dict`)
 ``classes``     class names, index = label
-``epoch``       the epoch being trained (an epoch-end checkpoint names the *next* epoch)
-``iteration``   global optimizer steps done so far
-``train``       resumable training state: optimizer, scaler, sampler position, RNG states, counters
+``task``        the task the model was trained for (:mod:`vidgrid.tasks`)
+``train``       the run's stateful parts (:mod:`vidgrid.engine.state`): counters (``state``: epoch,
+                step, iteration, ...), optimizer, scaler, sampler position, RNG streams, skipped videos
 
-Files are ``checkpoints/ckpt-<iteration>.pt``; a write goes to a temporary file in the same folder
+Files are ``checkpoints/ckpt-<iteration>.pt``, and ``checkpoints/best.pt`` a second name (a hard
+link) of the one with the best validation; a write goes to a temporary file in the same folder
 that is fsync'ed, renamed over the final name and the folder fsync'ed, so a crash leaves either the
 old or the new file, never half of one (the temporaries a killed write leaves behind are removed by
 :func:`remove_temporaries` when the next run starts). A write that fails (a full disk) is one
@@ -28,6 +29,7 @@ import errno
 import os
 import random
 import secrets
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from torch import nn
 
 from vidgrid.errors import CheckpointError
 
-CHECKPOINT_KEYS = ("model", "config", "classes", "epoch", "iteration")
+CHECKPOINT_KEYS = ("model", "config", "classes")
 _PREFIX, _SUFFIX = "ckpt-", ".pt"
 
 
@@ -60,7 +62,7 @@ def _iteration(path: Path) -> int:
 
 def remove_temporaries(folder: Path) -> list[Path]:
     """Delete the temporary files of writes that were killed midway (no run writes into ``folder`` now)."""
-    stale = sorted(folder.glob(f".{_PREFIX}*{_SUFFIX}.*.tmp")) if folder.is_dir() else []
+    stale = sorted([*folder.glob(f".{_PREFIX}*{_SUFFIX}.*.tmp"), *folder.glob(".best.*.tmp")]) if folder.is_dir() else []
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
@@ -118,11 +120,10 @@ def save_atomic(obj: Any, path: Path) -> None:
         os.close(dir_fd)
 
 
-def write_checkpoint(state: dict[str, Any], folder: Path, *, keep: int, previous: Path | None = None) -> Path:
+def write_checkpoint(state: dict[str, Any], folder: Path, *, iteration: int, keep: int, previous: Path | None = None) -> Path:
     """Save ``state`` atomically as ``folder/ckpt-<iteration>.pt``; keep the newest ``keep`` up to this
     iteration and delete those of higher iterations (a replaced run's). A failed write names
     ``previous``, the run's last good checkpoint."""
-    iteration = int(state["iteration"])
     path = checkpoint_path(folder, iteration)
     try:
         save_atomic(state, path)
@@ -134,6 +135,23 @@ def write_checkpoint(state: dict[str, Any], folder: Path, *, keep: int, previous
     for old in older[:-keep] + replaced:
         old.unlink(missing_ok=True)
     return path
+
+
+def best_checkpoint_path(folder: Path) -> Path:
+    return folder / "best.pt"
+
+
+def link_best(path: Path) -> Path:
+    """Make ``path`` also ``best.pt`` in its folder: a hard link (no second copy on disk; rotation
+    removing the ``ckpt-`` name leaves it), a copy where links are not supported; replaced atomically."""
+    best = best_checkpoint_path(path.parent)
+    tmp = path.parent / f".best.{secrets.token_hex(4)}.tmp"
+    try:
+        os.link(path, tmp)
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, best)
+    return best
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -2,12 +2,13 @@
 
 Mixup (Zhang et al., ICLR 2018): ``x = λ·x_i + (1-λ)·x_j``, ``λ ~ Beta(α, α)``. CutMix (Yun et al.,
 ICCV 2019): a box of area ``(1-λ)·H·W`` from ``x_j`` pasted into ``x_i``, the same box in every frame,
-``λ`` then corrected to the area actually kept. Targets mix with the same ``λ``. Practitioner's notes explains
+``λ`` then corrected to the area actually kept. Targets mix with the same ``λ``, as the task says
+(:meth:`vidgrid.tasks.Task.mix_targets`), after its label smoothing. Practitioner's notes explains
 the MViT choice α = 0.8 for Mixup and α = 1.0 for CutMix (larger α, stronger mixing); with both on,
 each batch uses one of them (CutMix with probability ``switch_prob``).
 
-Layouts: clips ``float (B, C, T, H, W)``; targets ``int64 (B,)`` class ids, or ``float (B, K)``
-multi-hot for multi-label data; soft targets out ``float (B, K)``.
+Layouts: clips ``float (B, C, T, H, W)``; targets as the task's loader gives them (class ids
+``(B,)``, multi-hot ``(B, K)``); soft targets as its :meth:`~vidgrid.tasks.Task.soft_targets` returns.
 """
 
 from __future__ import annotations
@@ -19,17 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from vidgrid.config import TrainConfig
-
-
-def smooth_targets(targets: torch.Tensor, num_classes: int, smoothing: float, *, multi_label: bool) -> torch.Tensor:
-    """Class ids ``(B,)`` → one-hot ``(B, K)`` with ``smoothing/K`` on every class (rows sum to 1);
-    multi-hot ``(B, K)`` → ``y·(1-ε) + ε/2`` (per-class binary smoothing)."""
-    if multi_label:
-        y = targets.float()
-        return y * (1.0 - smoothing) + 0.5 * smoothing
-    off = smoothing / num_classes
-    y = torch.full((targets.shape[0], num_classes), off, dtype=torch.float32, device=targets.device)
-    return y.scatter_(1, targets.long().view(-1, 1), 1.0 - smoothing + off)
+from vidgrid.errors import ConfigError
+from vidgrid.tasks import Task
 
 
 def cutmix_box(height: int, width: int, lam: float, rng: random.Random) -> tuple[int, int, int, int]:
@@ -62,7 +54,7 @@ class MixResult:
     clips: torch.Tensor
     """Mixed clips ``float (B, C, T, H, W)``."""
     targets: torch.Tensor
-    """Soft targets ``float (B, K)``."""
+    """Soft targets (the task's layout, e.g. ``float (B, K)``)."""
     lam: float
     """Weight of the original sample (after the CutMix area correction); 1 = no mixing."""
     mode: str
@@ -70,7 +62,7 @@ class MixResult:
 
 
 class Mixer:
-    """Per-batch Mixup / CutMix with label smoothing; turns any target batch into soft targets.
+    """Per-batch Mixup / CutMix with the task's label smoothing; turns any target batch into soft targets.
 
     With both α = 0 it only converts (and smooths) the targets. Randomness comes from its own
     ``random.Random(seed)``, saved by :meth:`state_dict` so a resumed run mixes identically.
@@ -78,23 +70,23 @@ class Mixer:
 
     def __init__(
         self,
+        task: Task,
         *,
-        num_classes: int,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
         switch_prob: float = 0.5,
         label_smoothing: float = 0.0,
-        multi_label: bool = False,
         seed: int = 0,
     ) -> None:
         if mixup_alpha < 0 or cutmix_alpha < 0:
             raise ValueError("mixup/cutmix alphas must be >= 0")
-        self.num_classes = num_classes
+        if (mixup_alpha or cutmix_alpha) and not task.mixable:
+            raise ConfigError(f"'train.mixup_alpha' / 'train.cutmix_alpha': the {task.name} task's targets cannot be mixed (set both to 0)")
+        self.task = task
         self.mixup_alpha = mixup_alpha
         self.cutmix_alpha = cutmix_alpha
         self.switch_prob = switch_prob
         self.label_smoothing = label_smoothing
-        self.multi_label = multi_label
         self.rng = random.Random(seed)
 
     @property
@@ -110,8 +102,8 @@ class Mixer:
         return "mixup" if self.mixup_alpha > 0 else "none"
 
     def __call__(self, clips: torch.Tensor, targets: torch.Tensor) -> MixResult:
-        """Mix a batch ``float (B, C, T, H, W)`` and its targets (ids ``(B,)`` or multi-hot ``(B, K)``)."""
-        soft = smooth_targets(targets, self.num_classes, self.label_smoothing, multi_label=self.multi_label)
+        """Mix a batch ``float (B, C, T, H, W)`` and its targets."""
+        soft = self.task.soft_targets(targets, self.label_smoothing)
         mode = self._choose()
         if mode == "none" or clips.shape[0] < 2:
             return MixResult(clips, soft, 1.0, "none")
@@ -127,7 +119,7 @@ class Mixer:
             y0, y1, x0, x1 = box
             lam = 1.0 - (y1 - y0) * (x1 - x0) / (height * width)  # the area actually kept
             mixed = cutmix_clips(clips, perm, box)
-        return MixResult(mixed, soft * lam + soft[perm] * (1.0 - lam), lam, mode)
+        return MixResult(mixed, self.task.mix_targets(soft, perm, lam), lam, mode)
 
     def state_dict(self) -> dict:
         return {"rng": self.rng.getstate()}
@@ -137,14 +129,13 @@ class Mixer:
         self.rng.setstate((version, tuple(internal), gauss))
 
 
-def mixer_from_config(train: TrainConfig, *, num_classes: int, multi_label: bool, seed: int) -> Mixer:
+def mixer_from_config(train: TrainConfig, task: Task, *, seed: int) -> Mixer:
     """A :class:`Mixer` from the ``train`` section (``mixup_alpha``, ``cutmix_alpha``, ...)."""
     return Mixer(
-        num_classes=num_classes,
+        task,
         mixup_alpha=train.mixup_alpha,
         cutmix_alpha=train.cutmix_alpha,
         switch_prob=train.mix_switch_prob,
         label_smoothing=train.label_smoothing,
-        multi_label=multi_label,
         seed=seed,
     )

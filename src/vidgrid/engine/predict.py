@@ -1,8 +1,8 @@
 """``vidgrid predict``: the top classes of some videos under a trained checkpoint.
 
 Each video is scored like the validation set was: the checkpoint's own recipe decides the test views
-(``eval.clips`` temporal clips × ``eval.crops`` crops of ``data.frames`` × ``eval.crop``²) and the
-per-view softmax scores are averaged (:mod:`vidgrid.engine.evaluate`).
+(``eval.clips`` temporal clips × ``eval.crops`` crops of ``data.frames`` × ``eval.crop``²) and its task
+aggregates them and describes the result (:mod:`vidgrid.engine.evaluate`, :mod:`vidgrid.tasks`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ from torch import nn
 from vidgrid.config import Config
 from vidgrid.data.annotations import Annotations, Sample
 from vidgrid.data.decode import DecodeError, probe_video
+from vidgrid.engine.distributed import pick_device
 from vidgrid.engine.evaluate import eval_dataset_from_config, score_views
+from vidgrid.engine.weights import load_weights, model_from_weights
+from vidgrid.errors import VidgridError
+from vidgrid.tasks import Task
 
 
 def _unreadable(path: Path) -> str | None:
@@ -36,15 +40,15 @@ def _unreadable(path: Path) -> str | None:
 def predict_videos(
     model: nn.Module,
     videos: Sequence[Path],
+    task: Task,
     *,
-    classes: Sequence[str],
     cfg: Config,
     device: torch.device,
     top: int,
-    multi_label: bool = False,
 ) -> list[dict]:
-    """One result per video, in order: ``{"video", "top": [{"class", "index", "score"}, ...]}`` best
-    first, or ``{"video", "error"}`` for a video that is missing or cannot be decoded."""
+    """One result per video, in order: ``{"video", **task.prediction}`` (classification: ``"top":
+    [{"class", "index", "score"}, ...]`` best first), or ``{"video", "error"}`` for a video that is
+    missing or cannot be decoded."""
     model.eval().to(device)
     results: dict[Path, dict] = {}
     readable = []
@@ -55,36 +59,21 @@ def predict_videos(
         else:
             results[path] = {"video": str(path), "error": reason}
     if readable:
-        dataset = eval_dataset_from_config(cfg, Annotations([Sample(p, 0) for p in readable], list(classes)))
+        # the label is never read: no target exists, but the dataset yields one per video
+        dataset = eval_dataset_from_config(cfg, Annotations([Sample(p, 0) for p in readable], task.classes), task)
         for i, path in enumerate(readable):
             views, _, index = dataset[i]
             if index < 0:
                 results[path] = {"video": str(path), "error": dict(dataset.skipped()).get(str(path), "cannot decode")}
                 continue
-            scores = score_views(
-                model, views.unsqueeze(0).to(device), mean=cfg.data.mean, std=cfg.data.std, multi_label=multi_label
-            )[0]  # (1, V, C, T, H, W) -> (K,)
-            best = scores.topk(min(top, len(classes)))
-            results[path] = {
-                "video": str(path),
-                "top": [
-                    {"class": classes[c], "index": c, "score": round(float(s), 5)}
-                    for s, c in zip(best.values.tolist(), best.indices.tolist())
-                ],
-            }
+            scores = score_views(model, views.unsqueeze(0).to(device), task, mean=cfg.data.mean, std=cfg.data.std)[0]
+            results[path] = {"video": str(path), **task.prediction(scores, top=top)}  # (1, V, C, T, H, W) -> (K,)
     return [results[p] for p in videos]
 
 
-def format_predictions(results: list[dict]) -> str:
-    """A table per video: rank, class name and score in percent."""
-    blocks = []
-    for result in results:
-        if "error" in result:
-            continue
-        width = max(len(t["class"]) for t in result["top"])
-        rows = [f"  {k}. {t['class']:<{width}}  {100 * t['score']:5.1f}%" for k, t in enumerate(result["top"], 1)]
-        blocks.append("\n".join([result["video"], *rows]))
-    return "\n".join(blocks)
+def format_predictions(results: list[dict], task: Task) -> str:
+    """A table per video (classification: rank, class name and score in percent)."""
+    return "\n".join("\n".join([r["video"], *task.format_prediction(r)]) for r in results if "error" not in r)
 
 
 def predict_command(videos: list[Path], checkpoint: Path, *, top: int, as_json: bool) -> int:
@@ -92,23 +81,16 @@ def predict_command(videos: list[Path], checkpoint: Path, *, top: int, as_json: 
 
     A missing or undecodable video is an ``error: PATH: reason`` line on stderr; the others are still
     predicted and the exit code is 2."""
-    from vidgrid.engine.distributed import pick_device
-    from vidgrid.engine.weights import load_weights, model_from_weights
-    from vidgrid.errors import VidgridError
-
     if top < 1:
         raise VidgridError(f"--top {top}: expected an integer >= 1")
     weights = load_weights(checkpoint)
-    model, classes, cfg = model_from_weights(weights)
-    results = predict_videos(
-        model, videos, classes=classes, cfg=cfg, device=pick_device("auto", 0), top=top,
-        multi_label=weights.multi_label,
-    )
+    model, task, cfg = model_from_weights(weights)
+    results = predict_videos(model, videos, task, cfg=cfg, device=pick_device("auto", 0), top=top)
     failed = [r for r in results if "error" in r]
     for r in failed:
         print(f"error: {r['video']}: {r['error']}", file=sys.stderr)
     if as_json:
         print(json.dumps({"checkpoint": str(checkpoint), "model": weights.model_name, "predictions": results}, indent=2))
     elif len(failed) < len(results):
-        print(format_predictions(results))
+        print(format_predictions(results, task))
     return 2 if failed else 0

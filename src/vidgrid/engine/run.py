@@ -1,6 +1,6 @@
-"""A training run's long-lived pieces and their construction: the counters a checkpoint saves
-(:class:`TrainState`), the :class:`Run` the loop works on, :func:`setup` (data, schedule, model,
-optimizer, everything checked before the first step) and :func:`restore` (the state of a resumed run).
+"""A training run's long-lived pieces and their construction: the :class:`Run` the loop works on,
+:func:`setup` (task, data, schedule, model, optimizer, everything checked before the first step) and
+:func:`restore` (the state of a resumed run, part by part: :mod:`vidgrid.engine.state`).
 """
 
 from __future__ import annotations
@@ -8,66 +8,33 @@ from __future__ import annotations
 import random
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from vidgrid.config import Config, save_config
-from vidgrid.data.dataset import VideoClipDataset
+from vidgrid.data.dataset import VideoClipDataset, VideoTestDataset
 from vidgrid.engine import distributed as D
 from vidgrid.engine.build import build_model, check_shapes, load_split, prepare_model, use_flip
-from vidgrid.engine.checkpoint import load_checkpoint, load_latest, load_model_weights, set_rng_state
+from vidgrid.engine.checkpoint import load_checkpoint, load_latest, load_model_weights
 from vidgrid.engine.evaluate import eval_dataset_from_config
 from vidgrid.engine.logging import MetricsLogger
-from vidgrid.engine.losses import build_loss
 from vidgrid.engine.mixup import Mixer, mixer_from_config
 from vidgrid.engine.optim import lr_at, optimizer_from_config, scaled_lr
 from vidgrid.engine.run_folder import prepare_run_folder
+from vidgrid.engine.state import ProcessStreams, SamplerPosition, SkippedVideos, Stateful, TrainState, load_parts
 from vidgrid.engine.stopping import StopRequest
 from vidgrid.engine.weights import load_pretrained
 from vidgrid.errors import ConfigError, VidgridError
 from vidgrid.multigrid.schedule import MultigridSchedule, schedule_from_config
 from vidgrid.multigrid.subbatch_bn import convert_to_sub_batch_norm
-from vidgrid.types import ClipShape
+from vidgrid.tasks import Task, task_for
 
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@dataclass
-class TrainState:
-    """Where the run is: the counters a checkpoint saves and ``summary.json`` reports."""
-
-    epoch: int = 0
-    """Epoch being trained (after an epoch-end checkpoint: the next one)."""
-    step: int = 0
-    """Iterations of ``epoch`` done (a resumed sampler continues here)."""
-    iteration: int = 0
-    """Optimizer steps since the start of training."""
-    clips_seen: int = 0
-    """Training clips over all processes."""
-    wall_time_s: float = 0.0
-    """Training wall time, summed over resumed runs."""
-    val: dict[str, float] = field(default_factory=dict)
-    """The latest validation metrics."""
-    last_batch: int = 0
-    """Global batch of the latest iteration."""
-
-    def advance(self, batch: int) -> None:
-        """One optimizer step on ``batch`` clips (over all processes) is done."""
-        self.step, self.iteration, self.clips_seen, self.last_batch = self.step + 1, self.iteration + 1, self.clips_seen + batch, batch
-
-    def state_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
 
 
 @dataclass
@@ -84,20 +51,26 @@ class Run:
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     mixer: Mixer
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    task: Task
     lr_at: Callable[[float], float]
     schedule: MultigridSchedule
     train_set: VideoClipDataset
-    val_set: Dataset
-    classes: list[str]
-    multi_label: bool
+    val_set: VideoTestDataset
     state: TrainState
+    position: SamplerPosition
+    skipped: SkippedVideos
     logger: MetricsLogger | None
     """Rank 0 only."""
     stop: StopRequest
     last_checkpoint: Path | None = None
-    resume_sampler: dict[str, Any] | None = None
-    """Sampler position of a run resumed mid-epoch (used once)."""
+
+    def parts(self) -> dict[str, Stateful]:
+        """The stateful parts of a checkpoint's ``train`` entry, in the order they are restored."""
+        return {
+            "state": self.state, "optimizer": self.optimizer, "scaler": self.scaler,
+            "processes": ProcessStreams(self.env, self.mixer, self.state), "sampler": self.position,
+            "skipped_videos": self.skipped,
+        }
 
     @property
     def autocast(self) -> torch.autocast:
@@ -106,24 +79,25 @@ class Run:
 
 
 def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume: str | None, *, overwrite: bool = False) -> Run:
-    """Everything the loop needs, checked up front: data, schedule, model, optimizer, resumed state."""
+    """Everything the loop needs, checked up front: task, data, schedule, model, optimizer, resumed state."""
     if cfg.train.precision == "fp16" and env.device.type != "cuda":
         raise ConfigError("'train.precision' = 'fp16' needs CUDA (use bf16 or fp32 on CPU)")
     seed_everything(cfg.train.seed)
 
-    # data
+    # task and data
     train_ann = load_split(cfg, "train")
     val_ann = load_split(cfg, "val")
     if val_ann.classes != train_ann.classes:
         raise ConfigError(f"'data.val_list' = {cfg.data.val_list!r}: its classes differ from the training list's")
+    task = task_for(cfg.task.name, train_ann)
     train_set = VideoClipDataset(
-        train_ann, base_frames=cfg.data.frames, sampling_rate=cfg.data.sampling_rate, base_crop=cfg.data.crop,
+        train_ann, target=task.target, base_frames=cfg.data.frames, sampling_rate=cfg.data.sampling_rate, base_crop=cfg.data.crop,
         temporal_sampling=cfg.data.temporal_sampling, spatial_sampling=cfg.data.spatial_sampling,
         min_short=cfg.data.min_short, max_short=cfg.data.max_short, flip=use_flip(cfg, train_ann),
         rand_augment=(cfg.data.rand_augment_ops, cfg.data.rand_augment_magnitude) if cfg.data.rand_augment else None,
         max_retries=cfg.data.max_retries, seed=cfg.train.seed,
     )
-    val_set = eval_dataset_from_config(cfg, val_ann)
+    val_set = eval_dataset_from_config(cfg, val_ann, task)
     if cfg.model.num_classes not in (0, train_ann.num_classes):
         raise ConfigError(
             f"'model.num_classes' = {cfg.model.num_classes}: data.train_list has {train_ann.num_classes} classes (use 0)"
@@ -131,11 +105,11 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
 
     # schedule, checked against the model and the process count before the first step
     schedule = schedule_from_config(cfg, processes=env.world_size)
-    D.check_batches((s.global_batch for seg in schedule.segments for s in seg.steps), env.world_size, what="train.batch_size")
-    model = build_model(cfg, num_classes=train_ann.num_classes)
-    check_shapes(model, [*schedule.shapes, ClipShape(cfg.data.frames, cfg.data.crop)], model_name=cfg.model.name)
+    model = build_model(cfg, num_classes=task.num_outputs)
+    check_shapes(model, schedule.shapes, model_name=cfg.model.name)
     if cfg.model.pretrained:
         load_pretrained(model, cfg.model.pretrained, options=cfg.model.options, announce=env.is_main)
+    model = task.attach(model)
 
     # model on the device, BN over groups of multigrid.bn_base_size clips (baseline too: X3D supp. §A.3)
     convert_to_sub_batch_norm(model)
@@ -146,17 +120,16 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
     if cfg.model.compile:
         net = torch.compile(net)
 
+    state = TrainState()
     run = Run(
         cfg=cfg, out_dir=out_dir, env=env, model=model, net=net, optimizer=optimizer,
         scaler=torch.amp.GradScaler(env.device.type, enabled=cfg.train.precision == "fp16"),
-        mixer=mixer_from_config(cfg.train, num_classes=train_ann.num_classes, multi_label=train_ann.multi_label,
-                                seed=cfg.train.seed * 1000 + env.rank),
-        loss_fn=build_loss(train_ann.multi_label),
+        mixer=mixer_from_config(cfg.train, task, seed=cfg.train.seed * 1000 + env.rank), task=task,
         lr_at=partial(lr_at, base_lr=base_lr, warmup_share=cfg.schedule.warmup_epochs / cfg.train.epochs,
                       warmup_start_factor=cfg.schedule.warmup_start_factor, lr_factor=schedule.lr_factor,
                       progress=schedule.progress),
-        schedule=schedule, train_set=train_set, val_set=val_set, classes=list(train_ann.classes),
-        multi_label=train_ann.multi_label, state=TrainState(), logger=None, stop=stop,
+        schedule=schedule, train_set=train_set, val_set=val_set, state=state, position=SamplerPosition(state),
+        skipped=SkippedVideos([train_set, val_set]), logger=None, stop=stop,
     )
     resumed = restore(run, resume)
     if env.is_main:
@@ -185,22 +158,7 @@ def restore(run: Run, resume: str | None) -> Path | None:
     if "train" not in ckpt:
         raise VidgridError(f"{path}: holds weights only, no training state to resume (use model.pretrained={path})")
     load_model_weights(run.model, ckpt["model"], source=str(path))
-    train_state = ckpt["train"]
-    run.optimizer.load_state_dict(train_state["optimizer"])
-    run.scaler.load_state_dict(train_state["scaler"])
-    run.state.load_state_dict(train_state["state"])
-    processes = train_state["processes"]
-    if len(processes) != run.env.world_size and run.env.is_main:
-        restart = f"; epoch {run.state.epoch + 1} restarts from its beginning" if run.state.step else ""
-        print(f"note: resuming {len(processes)} processes' run on {run.env.world_size}; RNG streams restart{restart}", file=sys.stderr)
-    if len(processes) != run.env.world_size:  # the epoch's shards differ: its position does not carry over
-        run.state.step = 0
-    mine = processes[run.env.rank % len(processes)]
-    set_rng_state(mine["rng"])
-    run.mixer.load_state_dict(mine["mixer"])
-    for dataset in (run.train_set, run.val_set):
-        dataset.mark_skipped(train_state.get("skipped_videos", []))
-    run.resume_sampler = train_state["sampler"] if run.state.step else None
+    load_parts(run.parts(), ckpt["train"])
     run.last_checkpoint = path
     return path
 
@@ -211,7 +169,7 @@ def describe(run: Run, resumed: Path | None) -> str:
     start = f"resuming from {resumed} at epoch {run.state.epoch + 1} iteration {run.state.iteration}" if resumed else "starting"
     return (
         f"{start}: {cfg.model.name}, {len(run.train_set)} training / {len(run.val_set)} validation videos, "
-        f"{len(run.classes)} classes, {schedule.total_epochs} epochs "
+        f"{len(run.task.classes)} classes ({run.task.name}), {schedule.total_epochs} epochs "
         f"({'multigrid' if cfg.multigrid.enabled else 'baseline'}; epochs {shapes}), "
         f"{run.env.world_size} process(es) on {run.env.device}; run folder {run.out_dir}"
         + (f"\nnote: {schedule.note}" if schedule.note else "")

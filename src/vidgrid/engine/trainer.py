@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Subset
 
 from vidgrid.config import Config, config_to_dict
 from vidgrid.engine import distributed as D
-from vidgrid.engine.checkpoint import rng_state, set_rng_state, write_checkpoint
+from vidgrid.engine.checkpoint import best_checkpoint_path, link_best, rng_state, set_rng_state, write_checkpoint
 from vidgrid.engine.device import normalize_clip
 from vidgrid.engine.evaluate import ViewScores, collect_scores, report
 from vidgrid.engine.loading import loading, make_loader
@@ -45,6 +45,7 @@ from vidgrid.engine.logging import Progress, format_summary, plot_run, write_sum
 from vidgrid.engine.optim import clip_grad_norm, set_lr
 from vidgrid.engine.run import AUTOCAST, Run, setup
 from vidgrid.engine.run_folder import check_run_folder
+from vidgrid.engine.state import save_parts
 from vidgrid.engine.stopping import StopRequest, StopWhileWaiting, resume_command
 from vidgrid.errors import VidgridError
 from vidgrid.multigrid.sampler import EpochChain, ShortCycleBatchSampler
@@ -75,11 +76,11 @@ def train_one_epoch(
         # move and normalise: uint8 (B, C, T, H, W) on the device -> float
         clips = model_input(run, clips)
         targets = targets.to(device, non_blocking=True)
-        # mix: Mixup / CutMix and label smoothing -> soft targets (B, K)
+        # mix: Mixup / CutMix and the task's label smoothing -> soft targets
         mixed = run.mixer(clips, targets)
         # forward and loss
         with run.autocast:
-            loss = run.loss_fn(run.net(mixed.clips), mixed.targets)
+            loss = run.task.loss(run.net(mixed.clips), mixed.targets)
         mean_loss, batch, stop = agree(loss, clips.shape[0], run)
         # backward, clip, step
         run.optimizer.zero_grad(set_to_none=True)
@@ -96,7 +97,7 @@ def train_one_epoch(
         if stop:
             return
         if cfg.train.checkpoint_every and state.iteration % cfg.train.checkpoint_every == 0:
-            save(run, sampler)
+            save(run)
 
 
 class Throughput:
@@ -189,13 +190,12 @@ def fit(run: Run) -> dict[str, Any]:
     )
     # one loader for the rest of the run: its workers run ahead across epoch boundaries
     samplers = [train_sampler(run, schedule.segment_at(epoch), epoch) for epoch in range(state.epoch, schedule.total_epochs)]
-    if run.resume_sampler is not None:
-        samplers[0].load_state_dict(run.resume_sampler)
-        run.resume_sampler = None
+    if samplers:
+        run.position.restore_into(samplers[0])
     chain = EpochChain(samplers)
     with loading(train_loader(run, chain), timeout_s=cfg.data.loader_timeout_s, interruptible=interruptible(run)) as loaded:
         for sampler, batches in zip(samplers, chain.lengths):
-            epoch = sampler.epoch
+            epoch, run.position.sampler = sampler.epoch, sampler
             # switch multigrid segment: the sampler's shapes and the BN groups follow it
             segment = schedule.segment_at(epoch)
             D.set_bn_grouping(run.model, run.env, segment.base_batch, bn_base_size=cfg.multigrid.bn_base_size)
@@ -205,7 +205,7 @@ def fit(run: Run) -> dict[str, Any]:
                 pass
             state.wall_time_s = time.perf_counter() - started
             if run.stop.signal is not None:
-                return preempted(run, sampler, progress)
+                return preempted(run, progress)
             state.epoch, state.step = epoch + 1, 0
             # evaluate (multigrid: with BN statistics of the base shape); a stop abandons the validation
             last = epoch + 1 == schedule.total_epochs
@@ -213,11 +213,12 @@ def fit(run: Run) -> dict[str, Any]:
             if evaluating:
                 precise_bn(run, progress)
             D.average_buffers(run.model)
-            if evaluating and validate(run, progress, out_dir=run.out_dir if last else None) is None:
-                return preempted(run, sampler, progress)
-            # checkpoint
+            metrics = validate(run, progress, out_dir=run.out_dir if last else None) if evaluating else {}
+            if metrics is None:
+                return preempted(run, progress)
+            # checkpoint (and checkpoints/best.pt by the task's best metric)
             state.wall_time_s = time.perf_counter() - started
-            save(run, sampler)
+            save(run, best=bool(metrics) and state.improves(metrics[run.task.best_metric]))
     if progress is not None:
         progress.close()
     return finish(run)
@@ -290,7 +291,7 @@ def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> di
     try:
         with loading(loader, timeout_s=cfg.data.loader_timeout_s, interruptible=interruptible(run), until=run.stop) as batches:
             mine = collect_scores(
-                run.model, batches, device=env.device, mean=cfg.data.mean, std=cfg.data.std, multi_label=run.multi_label,
+                run.model, batches, run.task, device=env.device, mean=cfg.data.mean, std=cfg.data.std,
                 autocast_dtype=AUTOCAST[cfg.train.precision],
             )
     except StopWhileWaiting:
@@ -302,42 +303,34 @@ def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> di
     metrics = None
     if env.is_main:
         paths = [s.path for s in run.val_set.annotations.samples]
-        metrics = report(result, classes=run.classes, paths=paths, multi_label=run.multi_label, out_dir=out_dir)
+        metrics, _ = report(result, run.task, paths=paths, out_dir=out_dir)
         run.logger.log("val", iteration=run.state.iteration, epoch=run.state.epoch, **metrics)
         progress.write(f"validation after epoch {run.state.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     run.state.val = D.broadcast_object(metrics)
     return run.state.val
 
 
-def save(run: Run, sampler: ShortCycleBatchSampler) -> None:
-    """Checkpoint the whole training state (rank 0 writes; every process contributes its RNGs)."""
-    per_process = D.gather_objects({"rng": rng_state(), "mixer": run.mixer.state_dict(), "skipped": local_skipped(run)})
+def save(run: Run, *, best: bool = False) -> None:
+    """Checkpoint the model, what it was trained for and every stateful part of the run (every process
+    contributes its RNGs and skipped videos; rank 0 writes); ``best`` also makes it ``checkpoints/best.pt``."""
+    train = save_parts(run.parts())
     if not run.env.is_main:
         return
-    state = {
-        "model": run.model.state_dict(),
-        "config": config_to_dict(run.cfg),
-        "classes": run.classes,
-        "multi_label": run.multi_label,
-        "epoch": run.state.epoch,
-        "iteration": run.state.iteration,
-        "train": {
-            "state": run.state.state_dict(),
-            "optimizer": run.optimizer.state_dict(),
-            "scaler": run.scaler.state_dict(),
-            "sampler": sampler.state_dict(consumed=run.state.step),
-            "processes": [{k: v for k, v in p.items() if k != "skipped"} for p in per_process],
-            "skipped_videos": [list(s) for s in sorted({tuple(s) for p in per_process for s in p["skipped"]})],
-        },
+    ckpt = {
+        "model": run.model.state_dict(), "config": config_to_dict(run.cfg), "classes": run.task.classes,
+        "task": run.task.name, "train": train,
     }
+    folder = run.out_dir / "checkpoints"
     run.last_checkpoint = write_checkpoint(
-        state, run.out_dir / "checkpoints", keep=run.cfg.train.keep_checkpoints, previous=run.last_checkpoint
+        ckpt, folder, iteration=run.state.iteration, keep=run.cfg.train.keep_checkpoints, previous=run.last_checkpoint
     )
+    if best:
+        link_best(run.last_checkpoint)
 
 
-def preempted(run: Run, sampler: ShortCycleBatchSampler, progress: Progress | None) -> dict[str, Any]:
+def preempted(run: Run, progress: Progress | None) -> dict[str, Any]:
     """After a stop request: checkpoint mid-epoch and say how to resume."""
-    save(run, sampler)
+    save(run)
     if progress is not None:
         progress.close()
     if run.env.is_main:
@@ -350,24 +343,21 @@ def preempted(run: Run, sampler: ShortCycleBatchSampler, progress: Progress | No
     return {**summary_of(run), "preempted": run.stop.signal, "checkpoint": str(run.last_checkpoint)}
 
 
-def local_skipped(run: Run) -> list[tuple[str, str]]:
-    """The videos this process (and its loader workers) found broken, resumed runs' included."""
-    return run.train_set.skipped() + run.val_set.skipped()
-
-
 def summary_of(run: Run) -> dict[str, Any]:
     """The run's summary.json fields (every process must call it: the skipped videos are gathered)."""
-    skipped = {tuple(s) for part in D.gather_objects(local_skipped(run)) for s in part}
+    best = run.state.best
     return {
-        "top1": run.state.val.get("top1", 0.0),
-        "top5": run.state.val.get("top5", 0.0),
-        **{k: v for k, v in run.state.val.items() if k not in ("top1", "top5")},
+        **run.task.empty_metrics(),
+        **run.state.val,
+        "best": {"metric": run.task.best_metric, **best, "checkpoint": str(best_checkpoint_path(run.out_dir / "checkpoints"))}
+        if best else {},
         "wall_time_s": round(run.state.wall_time_s, 3),
         "iterations": run.state.iteration,
         "epochs": run.state.epoch,
         "clips_seen": run.state.clips_seen,
-        "skipped_videos": [list(s) for s in sorted(skipped)],
+        "skipped_videos": run.skipped.state_dict(),
         "model": run.cfg.model.name,
+        "task": run.task.name,
         "multigrid": run.cfg.multigrid.enabled,
         "processes": run.env.world_size,
     }

@@ -1,6 +1,6 @@
 """Model weights from a file: a vidgrid training checkpoint or a file written by ``vidgrid convert``.
 
-A training checkpoint (:mod:`vidgrid.engine.checkpoint`) carries its run config and class names. A
+A training checkpoint (:mod:`vidgrid.engine.checkpoint`) carries its run config, task and class names. A
 converted file carries ``model``, ``model_name``, ``num_classes`` and ``converted_from``, plus
 ``classes`` when it was converted with ``--classes``. Both initialise training (``model.pretrained``);
 both serve ``eval`` and ``predict`` when they name their classes. A converted model is tested with
@@ -18,9 +18,11 @@ from typing import Any
 from torch import Tensor, nn
 
 from vidgrid.config import Config, config_from_dict
+from vidgrid.engine.build import build_model
 from vidgrid.engine.checkpoint import CHECKPOINT_KEYS, load_model_weights, read_torch_file
 from vidgrid.errors import CheckpointError
 from vidgrid.models import create_model
+from vidgrid.tasks import Task, task_class
 
 CONVERTED_KEYS = ("model", "model_name", "num_classes", "converted_from")
 
@@ -36,7 +38,8 @@ class Weights:
     """Class names, index = label (None: a converted file without ``--classes``)."""
     config: Config | None
     """The run config of a training checkpoint (None for a converted file)."""
-    multi_label: bool = False
+    task: str = "classification"
+    """The task the weights were trained for (a converted file: classification)."""
     options: dict[str, Any] = field(default_factory=dict)
     """Builder options a converted model needs beyond its registered variant (e.g. ``nonlocal_form``)."""
 
@@ -47,9 +50,7 @@ def load_weights(path: str | Path) -> Weights:
     obj = read_torch_file(path)
     if isinstance(obj, dict) and all(k in obj for k in CHECKPOINT_KEYS):
         cfg = config_from_dict(obj["config"], where=f"{path}: checkpoint config")
-        return Weights(
-            path, dict(obj["model"]), cfg.model.name, list(obj["classes"]), cfg, bool(obj.get("multi_label", False))
-        )
+        return Weights(path, dict(obj["model"]), cfg.model.name, list(obj["classes"]), cfg, checkpoint_task(obj))
     if isinstance(obj, dict) and all(k in obj for k in CONVERTED_KEYS):
         classes = list(obj["classes"]) if obj.get("classes") else None
         options = dict(obj.get("model_options") or {})
@@ -58,6 +59,13 @@ def load_weights(path: str | Path) -> Weights:
         f"{path}: not a vidgrid checkpoint (expected the keys {', '.join(CHECKPOINT_KEYS)}, "
         f"or {', '.join(CONVERTED_KEYS)} as written by vidgrid convert)"
     )
+
+
+def checkpoint_task(ckpt: dict[str, Any]) -> str:
+    """The task a checkpoint names; files written before tasks had names say ``multi_label: true`` or nothing."""
+    if "task" in ckpt:
+        return str(ckpt["task"])
+    return "multi_label" if ckpt.get("multi_label") else "classification"
 
 
 def load_pretrained(model: nn.Module, path: str, *, options: dict[str, Any], announce: bool) -> None:
@@ -108,17 +116,16 @@ def converted_config(model: nn.Module, model_name: str) -> Config:
     return config_from_dict(tree, where=f"default input of {model_name}")
 
 
-def model_from_weights(weights: Weights, *, recipe: Config | None = None) -> tuple[nn.Module, list[str], Config]:
-    """The model in eval mode, its class names and the config it is tested with: a checkpoint's run
-    config; for a converted file ``recipe``, else the model's default input."""
-    from vidgrid.engine.build import build_model
-
-    classes = named_classes(weights)
+def model_from_weights(weights: Weights, *, recipe: Config | None = None) -> tuple[nn.Module, Task, Config]:
+    """The model in eval mode, its task (with the class names) and the config it is tested with: a
+    checkpoint's run config; for a converted file ``recipe``, else the model's default input."""
+    task = task_class(weights.task)(named_classes(weights))
     if weights.config is not None:
         cfg = weights.config
-        model = build_model(cfg, num_classes=len(classes))
+        model = build_model(cfg, num_classes=task.num_outputs)
     else:
-        model = create_model(weights.model_name, num_classes=len(classes), **weights.options)
+        model = create_model(weights.model_name, num_classes=task.num_outputs, **weights.options)
         cfg = recipe if recipe is not None else converted_config(model, weights.model_name)
+    model = task.attach(model)
     load_model_weights(model, weights.state, source=f"{weights.path} ({weights.model_name})")
-    return model.eval(), classes, cfg
+    return model.eval(), task, cfg

@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from vidgrid.engine.metrics import (
+from vidgrid.tasks.metrics import (
     average_precision,
-    classification_metrics,
     confusion_matrix,
     mean_average_precision,
     mean_class_accuracy,
@@ -50,10 +49,3 @@ def test_average_precision_by_hand():
     assert mean_average_precision(with_empty, torch.cat([targets, torch.zeros(4, 1)], dim=1)) == pytest.approx(
         (5 / 6 + 1 / 3) / 2
     )
-
-
-def test_classification_metrics():
-    single = classification_metrics(SCORES, TARGETS, multi_label=False)
-    assert single == pytest.approx({"top1": 0.5, "top5": 1.0, "mean_class_acc": 0.5})
-    multi = classification_metrics(SCORES, torch.tensor([[1.0, 0, 0], [0, 1, 1], [0, 0, 1], [0, 0, 1]]), multi_label=True)
-    assert set(multi) == {"mAP", "top1", "top5"} and multi["top1"] == pytest.approx(0.5)

@@ -1,4 +1,4 @@
-"""Classification metrics from video-level scores (all fractions in 0–1).
+"""Classification metrics from video-level scores (all fractions in 0–1), shared by the tasks.
 
 Single-label (Kinetics, SSv2): top-1 / top-5 accuracy, mean class accuracy (mean of per-class
 recall over classes present), the confusion matrix. Multi-label (Charades, multigrid paper §7):
@@ -61,19 +61,3 @@ def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor) -> float
     aps = [average_precision(scores[:, k], targets[:, k] > 0.5) for k in range(scores.shape[1])]
     valid = [a for a in aps if a == a]  # drop classes without positives (NaN)
     return sum(valid) / len(valid) if valid else 0.0
-
-
-def classification_metrics(scores: torch.Tensor, targets: torch.Tensor, *, multi_label: bool) -> dict[str, float]:
-    """The metrics reported for a validation set.
-
-    Single-label: ``top1``, ``top5``, ``mean_class_acc``; multi-label: ``mAP``, ``top1``, ``top5``
-    (hit@k). ``scores (N, K)``; ``targets`` ids ``(N,)`` or multi-hot ``(N, K)``.
-    """
-    scores = scores.float().cpu()
-    targets = targets.cpu()
-    if multi_label:
-        hit = topk_hit_multilabel(scores, targets)
-        return {"mAP": mean_average_precision(scores, targets), "top1": hit[1], "top5": hit[5]}
-    acc = topk_accuracy(scores, targets)
-    confusion = confusion_matrix(scores.argmax(dim=1), targets, scores.shape[1])
-    return {"top1": acc[1], "top5": acc[5], "mean_class_acc": mean_class_accuracy(confusion)}

@@ -1,0 +1,137 @@
+"""What a task is and how tasks are found by name.
+
+A *task* is what a model learns from the annotations: it owns everything that depends on it and
+nothing that does not. The engine trains, evaluates and predicts through this interface only, so a
+new kind of head (boxes beside the classes, one head per dataset) is one new task file, its
+registration in :mod:`vidgrid.tasks` and its tests.
+
+The pieces, in the order a run uses them:
+
+- **model**: :meth:`Task.attach` puts the task's head(s) on a backbone built with
+  ``num_classes = task.num_outputs`` (models supply ``forward_features`` and ``feature_channels``);
+- **data**: :meth:`Task.target` turns an annotation :class:`~vidgrid.data.annotations.Sample` into the
+  target tensor the loader batches (it runs in the loader workers);
+- **training**: :meth:`Task.soft_targets` (label smoothing) and :meth:`Task.mix_targets` (the
+  target side of Mixup / CutMix; a task whose targets cannot be mixed sets ``mixable = False``), and
+  :meth:`Task.loss`;
+- **evaluation**: :meth:`Task.aggregate_views` (K clips × crops of a video → its scores),
+  :meth:`Task.metrics`, :attr:`Task.best_metric` (which checkpoint is the best), the per-video
+  record of ``predictions.jsonl`` (:meth:`Task.prediction_record`), the plots
+  (:meth:`Task.write_plots`) and a one-line summary (:meth:`Task.format_metrics`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from vidgrid.data.annotations import Annotations, Sample
+from vidgrid.errors import ConfigError
+
+
+class Task:
+    """The interface the engine relies on; subclasses implement every method that raises here."""
+
+    name: ClassVar[str]
+    """Registered name (``task.name`` in a recipe, ``task`` in a checkpoint)."""
+    best_metric: ClassVar[str]
+    """The validation metric (higher is better) that picks ``checkpoints/best.pt``."""
+    mixable: ClassVar[bool] = True
+    """Whether Mixup / CutMix may mix this task's targets."""
+    multi_label_variant: ClassVar[str | None] = None
+    """The task that replaces this one on multi-label annotations (Charades' CSV), if any."""
+
+    def __init__(self, classes: Sequence[str]) -> None:
+        self.classes = list(classes)
+
+    @property
+    def num_outputs(self) -> int:
+        """Outputs of the backbone's default classifier."""
+        return len(self.classes)
+
+    # model
+    def attach(self, model: nn.Module) -> nn.Module:
+        """The trained network: ``model`` with this task's head(s) on its features."""
+        return model
+
+    # data
+    def target(self, sample: Sample) -> torch.Tensor:
+        raise NotImplementedError
+
+    # training
+    def soft_targets(self, targets: torch.Tensor, smoothing: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def mix_targets(self, targets: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:
+        """Targets of clips mixed as ``λ·x + (1-λ)·x[perm]`` (Mixup; CutMix with λ the area kept)."""
+        return targets * lam + targets[perm] * (1.0 - lam)
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # evaluation
+    def aggregate_views(self, outputs: torch.Tensor) -> torch.Tensor:
+        """``(B, V, ...)`` outputs of the V views of B videos → ``(B, ...)`` video scores."""
+        raise NotImplementedError
+
+    def metrics(self, scores: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        raise NotImplementedError
+
+    def empty_metrics(self) -> dict[str, float]:
+        """The metrics of an evaluation that scored no video (every key :meth:`metrics` returns, at 0)."""
+        raise NotImplementedError
+
+    def record(self, scores: torch.Tensor, target: torch.Tensor, *, top: int = 5) -> dict[str, Any]:
+        """One video's ``predictions.jsonl`` fields besides its ``path``."""
+        raise NotImplementedError
+
+    def prediction(self, scores: torch.Tensor, *, top: int) -> dict[str, Any]:
+        """One video's ``vidgrid predict`` fields besides its ``video`` (no target known)."""
+        raise NotImplementedError
+
+    def format_prediction(self, prediction: dict[str, Any]) -> list[str]:
+        """:meth:`prediction` as table rows for the terminal."""
+        raise NotImplementedError
+
+    def write_plots(self, out_dir: Path, scores: torch.Tensor, targets: torch.Tensor) -> list[Path]:
+        """Task-specific figures of an evaluation (none by default)."""
+        return []
+
+    def format_metrics(self, metrics: dict[str, float]) -> str:
+        raise NotImplementedError
+
+
+_TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: make ``cls`` available as ``task.name = cls.name``."""
+    if cls.name in _TASKS:
+        raise ValueError(f"task {cls.name!r} is already registered")
+    _TASKS[cls.name] = cls
+    return cls
+
+
+def list_tasks() -> list[str]:
+    return sorted(_TASKS)
+
+
+def task_class(name: str) -> type[Task]:
+    """The registered task ``name``; an unknown one is a ConfigError naming ``task.name`` and the valid names."""
+    if name not in _TASKS:
+        raise ConfigError(f"'task.name' = {name!r}: expected one of {', '.join(list_tasks())}")
+    return _TASKS[name]
+
+
+def task_for(name: str, annotations: Annotations) -> Task:
+    """The task ``name`` for these annotations; on multi-label annotations a task with a
+    :attr:`~Task.multi_label_variant` becomes that one (the annotation format decides, as Charades'
+    CSV does for ``classification``)."""
+    cls = task_class(name)
+    if annotations.multi_label and cls.multi_label_variant:
+        cls = task_class(cls.multi_label_variant)
+    return cls(annotations.classes)
