@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pkgutil
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,14 @@ def valid_names() -> str:
 def test_the_built_in_formats_are_registered() -> None:
     assert set(BUILT_IN) <= set(formats.annotation_formats())
     assert formats.annotation_formats() == sorted(formats.annotation_formats())
+
+
+def test_each_format_module_registers_the_format_it_is_named_after() -> None:
+    """The package imports every module in it: a format is one module, nothing to list elsewhere."""
+    modules = {m.name for m in pkgutil.iter_modules(formats.__path__)} - {"records", "registry"}
+    assert modules == set(formats.annotation_formats())
+    for name in modules:
+        assert formats.get_format(name).read.__module__ == f"vidgrid.data.formats.{name}"
 
 
 @pytest.mark.parametrize(
