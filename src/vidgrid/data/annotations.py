@@ -63,7 +63,9 @@ def load_annotations(
     if fmt.source == "file" and source.is_dir():
         raise DataError(f"{source}: is a folder, but format '{fmt.name}' needs an annotation file")
     base = source if source.is_dir() else source.parent
-    samples, names = fmt.read(source, Path(root) if root else base, Path(classes) if classes else fmt.default_class_file(base))
+    data_root = Path(root) if root else base
+    class_file = Path(classes) if classes else fmt.default_class_file(base)
+    samples, names = fmt.read(source, data_root, class_file)
     meta = {**fmt.meta, **_read_meta(base / "meta.json")}
     return Annotations(samples, names, multi_label=fmt.multi_label, meta=meta)
 
