@@ -44,8 +44,9 @@ class DataConfig:
     """Validation annotations, same formats as ``train_list``."""
     root: str = ""
     """Folder that relative video paths are resolved against (default: each list's folder)."""
-    format: Literal["auto", "kinetics", "folder", "ssv2", "charades"] = "auto"
-    """Annotation format; ``auto`` decides from the file name and extension."""
+    format: str = "auto"
+    """Annotation format: a registered one (``vidgrid.data.formats``), checked where the lists are read;
+    ``auto`` lets the formats' detectors decide from the file type, extension and CSV header."""
     classes: str = ""
     """Optional ``classes.txt`` (one class name per line); default: ``classes.txt`` beside the list."""
     frames: int = 16
