@@ -14,7 +14,8 @@ import torch
 import torch.multiprocessing as mp
 
 from vidgrid.config import load_config, save_config
-from vidgrid.engine.distributed import check_batches, per_process_batch
+from vidgrid.engine.distributed import per_process_batch
+from vidgrid.multigrid.schedule import schedule_from_config
 from vidgrid.errors import ConfigError
 
 TIMEOUT_S = 150
@@ -120,5 +121,5 @@ def test_a_dead_process_stops_the_other_with_a_clear_error(config, tmp_path):
 
 def test_batch_sizes_must_divide_across_processes():
     assert per_process_batch(64, 4) == 16
-    with pytest.raises(ConfigError, match=r"'train.batch_size' = 6: the global batch must be a multiple of the 4 processes"):
-        check_batches([8, 6], 4, what="train.batch_size")
+    with pytest.raises(ConfigError, match=r"'train.batch_size' = 6: expected a multiple of the 4 processes"):
+        schedule_from_config(load_config(None, ["train.batch_size=6", "multigrid.enabled=true"]), processes=4)

@@ -51,7 +51,7 @@ def test_metrics_logger_resume_and_plots(tmp_path):
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["iteration"] for r in records] == [1, 2, 3, 4, 5, 5, 6] and records[-1]["loss"] == 0.25
 
-    written = plot_run(tmp_path)
+    written = plot_run(tmp_path, metrics=["top1", "top5"])
     assert sorted(p.name for p in written) == ["accuracy.png", "loss.png", "lr.png"]
     assert all(p.stat().st_size > 1000 for p in written)
 
@@ -61,7 +61,7 @@ def test_summary(tmp_path):
                "clips_seen": 9000, "skipped_videos": []}
     path = write_summary(tmp_path, summary)
     assert json.loads(path.read_text()) == summary
-    assert format_summary(summary) == "top-1 90.0% · top-5 100.0% · 1,234 iterations · 15 epochs · 1:15 wall"
+    assert format_summary(summary, headline="top-1 90.0% · top-5 100.0%") == "top-1 90.0% · top-5 100.0% · 1,234 iterations · 15 epochs · 1:15 wall"
     with pytest.raises(ValueError, match="clips_seen"):
         write_summary(tmp_path, {k: v for k, v in summary.items() if k != "clips_seen"})
 

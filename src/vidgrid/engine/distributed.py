@@ -15,7 +15,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterable, Iterator, Literal
+from typing import Iterator, Literal
 
 import torch
 import torch.distributed as dist
@@ -124,12 +124,6 @@ def per_process_batch(global_batch: int, world_size: int, *, what: str = "train.
     return global_batch // world_size
 
 
-def check_batches(global_batches: Iterable[int], world_size: int, *, what: str) -> None:
-    """Every global batch the run will use divides across the processes (checked before training)."""
-    for b in sorted(set(global_batches)):
-        per_process_batch(b, world_size, what=what)
-
-
 # --------------------------------------------------------------------------------------------------
 # collectives
 
@@ -223,14 +217,3 @@ def wrap_ddp(model: nn.Module, env: DistEnv) -> nn.Module:
         return model
     device_ids = [env.device.index] if env.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)  # buffers (BN statistics) follow rank 0
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The user's model inside DDP and/or torch.compile wrappers (its state-dict keys are the plain ones)."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model

@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,7 +26,7 @@ from vidgrid.types import ClipShape
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
-SUMMARY_KEYS = ("top1", "top5", "wall_time_s", "iterations", "epochs", "clips_seen", "skipped_videos")
+SUMMARY_KEYS = ("wall_time_s", "iterations", "epochs", "clips_seen", "skipped_videos")
 """Keys every ``summary.json`` has; accuracies are fractions in 0–1."""
 
 
@@ -227,9 +228,10 @@ def running_mean(values: list[float], window: int) -> list[float]:
     return out
 
 
-def plot_run(out_dir: Path) -> list[Path]:
-    """PNGs of loss, accuracy and LR against iteration and wall time from ``out_dir/metrics.jsonl``:
-    ``loss.png``, ``accuracy.png`` and ``lr.png`` (each only when the file has such values)."""
+def plot_run(out_dir: Path, metrics: Sequence[str]) -> list[Path]:
+    """PNGs of loss, the validation ``metrics`` (fractions, plotted in %) and LR against iteration and
+    wall time from ``out_dir/metrics.jsonl``: ``loss.png``, ``accuracy.png`` and ``lr.png`` (each only
+    when the file has such values)."""
     records = read_metrics(out_dir / METRICS_FILE)
     written = []
     train_loss = _series(records, "train", "loss")
@@ -241,7 +243,7 @@ def plot_run(out_dir: Path) -> list[Path]:
         low, high = min(min(c[3]) for c in loss), max(max(c[3]) for c in loss)
         _plot_pair(out_dir / "loss.png", "loss", "loss", loss, log_y=low > 0 and high / low > 20)
         written.append(out_dir / "loss.png")
-    acc = [(name, *_series(records, "val", key)) for name, key in (("top-1", "top1"), ("top-5", "top5"), ("mAP", "mAP"))]
+    acc = [(key, *_series(records, "val", key)) for key in metrics]
     acc = [(name, it, wall, [100 * v for v in vals]) for name, it, wall, vals in acc if vals]
     if acc:
         _plot_pair(out_dir / "accuracy.png", "validation accuracy", "%", acc)
@@ -265,11 +267,10 @@ def write_summary(out_dir: Path, summary: dict[str, Any]) -> Path:
     return path
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    """``top-1 93.8% · top-5 100.0% · 1,234 iterations · 15 epochs · 2:13 wall`` for the terminal."""
-    parts = [f"top-1 {100 * summary['top1']:.1f}%", f"top-5 {100 * summary['top5']:.1f}%"]
-    if "mAP" in summary:
-        parts.insert(0, f"mAP {100 * summary['mAP']:.1f}%")
+def format_summary(summary: dict[str, Any], *, headline: str) -> str:
+    """``headline`` (the task's metrics, e.g. ``top-1 93.8% · top-5 100.0%``) then ``1,234 iterations ·
+    15 epochs · 2:13 wall`` for the terminal."""
+    parts = [headline]
     parts += [
         f"{summary['iterations']:,} iterations",
         f"{summary['epochs']} epochs",

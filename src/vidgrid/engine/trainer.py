@@ -368,7 +368,8 @@ def finish(run: Run) -> dict[str, Any]:
     summary = {**summary_of(run), "checkpoint": str(run.last_checkpoint)}
     if run.env.is_main:
         run.logger.close()
-        summary["plots"] = [str(p) for p in plot_run(run.out_dir)]
+        summary["plots"] = [str(p) for p in plot_run(run.out_dir, metrics=list(run.task.empty_metrics()))]
         write_summary(run.out_dir, summary)
-        print(f"{format_summary(summary)}\nrun folder: {run.out_dir}", file=sys.stderr, flush=True)
+        headline = run.task.format_metrics({**run.task.empty_metrics(), **run.state.val})
+        print(f"{format_summary(summary, headline=headline)}\nrun folder: {run.out_dir}", file=sys.stderr, flush=True)
     return summary
