@@ -138,15 +138,15 @@ class MultigridConfig:
     every temporal filter reading zero padding (T/4 = 2 frames of an 8-frame base); 1 = the paper's
     shapes as they are."""
     bn_base_size: int = 8
-    """Clips per BatchNorm group at the long-cycle batch (sub-batch BN). At tiny crops the coarse
-    clips leave the deepest layers a handful of positions per clip, so groups of 8 clips give noisy
-    statistics: raise it (the demo's 64, one group per batch, holds the baseline's values per
-    channel at every shape)."""
+    """Clips per BatchNorm group at the long-cycle batch (sub-batch BN, multigrid paper §3.2 "Batch Normalization": 8). At
+    tiny crops the coarse clips leave the deepest layers a handful of positions per clip, so groups
+    of 8 give noisy statistics; a group as large as the batch keeps as many values per channel at
+    every shape as the baseline's."""
     precise_bn_batches: int = 200
     """Before each validation, replace the BatchNorm running statistics by their average over this
-    many training batches at the base shape (at most one pass over the data; 0 = off). The running
-    statistics of a multigrid run mix every shape of the last epochs, which left the demo model at
-    26.5% top-1 where the recomputed ones gave 53% (PySlowFast: ``BN.USE_PRECISE_STATS``, 200)."""
+    many training batches at the base shape (at most one pass over the data; 0 = off): the running
+    statistics of a multigrid run mix every shape of its last epochs (PySlowFast:
+    ``BN.USE_PRECISE_STATS``, 200 batches)."""
 
 
 @dataclass

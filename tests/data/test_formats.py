@@ -54,7 +54,7 @@ def test_the_built_in_formats_are_registered() -> None:
 
 
 def test_each_format_module_registers_the_format_it_is_named_after() -> None:
-    """The package imports every module in it: a format is one module, nothing to list elsewhere."""
+    """Every format module of the package is imported (registered) by it."""
     modules = {m.name for m in pkgutil.iter_modules(formats.__path__)} - {"records", "registry"}
     assert modules == set(formats.annotation_formats())
     for name in modules:

@@ -92,6 +92,7 @@ def test_debug_shows_the_traceback(train_args):
         main(["--debug", *train_args("optim.lr=-1")])
 
 
+@pytest.mark.slow
 def test_predict_names_the_class_a_tiny_model_learned(capsys, synthetic_data, tiny_config, tmp_path):
     """Two classes told apart by motion (a shape sliding right vs. standing still)."""
     lines = [line for line in (synthetic_data / "train.csv").read_text().splitlines() if "slide_right" in line or "still_disc" in line]

@@ -93,6 +93,7 @@ def config(tiny_config, tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_step_in_lockstep_and_end_with_the_same_weights(config, tmp_path):
     ranks = run_two_processes(config, tmp_path)
     assert len(ranks) == 2 and all("error" not in r for r in ranks), [r.get("traceback") for r in ranks]
@@ -110,6 +111,7 @@ def test_two_gloo_processes_step_in_lockstep_and_end_with_the_same_weights(confi
     assert (tmp_path / "run" / "summary.json").is_file()  # written by rank 0
 
 
+@pytest.mark.slow
 def test_a_dead_process_stops_the_other_with_a_clear_error(config, tmp_path):
     started = time.monotonic()
     ranks = run_two_processes(config, tmp_path, die_at=3)

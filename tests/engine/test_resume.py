@@ -46,6 +46,7 @@ def final_weights(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(list_checkpoints(run / "checkpoints")[-1])["model"]
 
 
+@pytest.mark.slow
 def test_sigkill_at_a_random_iteration_then_resume_gives_the_same_weights(tiny_config, tmp_path):
     cfg = tiny_config(
         "multigrid.enabled=true", "train.batch_size=2", "train.epochs=4", "train.eval_every=0",
@@ -76,6 +77,7 @@ def test_sigkill_at_a_random_iteration_then_resume_gives_the_same_weights(tiny_c
     assert curve(tmp_path / "killed") == curve(tmp_path / "reference")
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_loadable_checkpoint_and_says_how_to_resume(tiny_config, tmp_path):
     cfg = tiny_config("train.epochs=50", "train.eval_every=0", "train.checkpoint_every=2", "data.workers=1")
     config = tmp_path / "config.yaml"

@@ -18,6 +18,7 @@ from vidgrid.multigrid.schedule import schedule_from_config
 from vidgrid.types import ClipShape
 
 
+@pytest.mark.slow
 def test_baseline_run_lowers_the_loss_and_writes_the_run_folder(tiny_config, tmp_path):
     cfg = tiny_config("train.epochs=6", "train.eval_every=3", "train.keep_checkpoints=2")
     summary = trainer.train(cfg, tmp_path / "run")
@@ -41,6 +42,7 @@ def test_baseline_run_lowers_the_loss_and_writes_the_run_folder(tiny_config, tmp
     assert ckpt["train"]["state"]["epoch"] == 6 and ckpt["classes"][0] == "slide_left" and ckpt["config"]["model"]["name"] == "x3d_xs"
 
 
+@pytest.mark.slow
 def test_multigrid_run_follows_the_schedule_and_evaluates(tiny_config, tmp_path):
     cfg = tiny_config("multigrid.enabled=true", "train.batch_size=2", "train.epochs=4", "train.eval_every=0",
                       "schedule.warmup_epochs=2")

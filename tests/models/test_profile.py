@@ -13,6 +13,7 @@ from vidgrid.models import profile as profile_mod
 from vidgrid.models.profile import Profile, clip_shape, format_table, input_field
 
 
+@pytest.mark.slow
 def test_profile_json_of_a_small_model(capsys, monkeypatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the measuring child: no thread oversubscription
     monkeypatch.setattr(profile_mod, "list_models", lambda: ["x3d_xs"])

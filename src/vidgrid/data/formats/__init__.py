@@ -1,11 +1,8 @@
 """Annotation formats: one module per format, each registering itself with :mod:`.registry`.
 
-Every module of this package is imported here, so a new format is one module that calls
-:func:`register_format` (its reader, its detector for ``format="auto"``, its defaults) plus its tests.
+A new format is one module that calls :func:`register_format` (its reader, its detector for
+``format="auto"``, its defaults), its import below, and its tests.
 """
-
-import importlib
-import pkgutil
 
 from vidgrid.data.formats.records import Annotations, Sample, read_class_names
 from vidgrid.data.formats.registry import (
@@ -18,8 +15,7 @@ from vidgrid.data.formats.registry import (
     register_format,
 )
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+from vidgrid.data.formats import charades, folder, kinetics, ssv2  # noqa: F401,E402  (register the formats)
 
 __all__ = [
     "AUTO", "AnnotationFormat", "Annotations", "Sample", "annotation_formats", "check_format", "detect_format",
