@@ -66,11 +66,10 @@ from vidgrid.data.prepare import prepare_command
 from vidgrid.data.synthetic import write_synthetic_dataset
 from vidgrid.engine.build import build_model
 from vidgrid.engine.device import normalize_clip
+from vidgrid.engine.subbatch_bn import bn_grouping, convert_to_sub_batch_norm, set_bn_groups
 from vidgrid.engine.trainer import train
 from vidgrid.models.profile import training_step
-from vidgrid.multigrid.bn_grouping import bn_grouping
 from vidgrid.multigrid.schedule import schedule_from_config
-from vidgrid.multigrid.subbatch_bn import convert_to_sub_batch_norm, set_bn_groups
 from vidgrid.types import ClipShape
 
 MODELS = ("x3d_s", "slowfast_r50_8x8", "mvitv2_s_16x4", "x3d_xs", "x3d_m", "x3d_l", "mvitv2_b_32x3")

@@ -172,7 +172,7 @@ def _run(args: argparse.Namespace) -> int | None:
 
         return predict_command([Path(v) for v in args.videos], Path(args.checkpoint), top=args.top, as_json=args.json)
     if cmd == "schedule":
-        from vidgrid.multigrid.report import schedule_command
+        from vidgrid.schedule_report import schedule_command
 
         return schedule_command(
             cfg, dataset_size=args.dataset_size, processes=args.processes, plot=args.plot or None, as_json=args.json

@@ -22,8 +22,7 @@ import torch.distributed as dist
 from torch import nn
 
 from vidgrid.errors import ConfigError, VidgridError
-from vidgrid.multigrid.bn_grouping import BNGrouping, bn_grouping
-from vidgrid.multigrid.subbatch_bn import set_bn_groups
+from vidgrid.engine.subbatch_bn import BNGrouping, bn_grouping, set_bn_groups
 
 TIMEOUT = timedelta(seconds=int(os.environ.get("VIDGRID_DIST_TIMEOUT_S", "600")))
 """How long a collective waits for a silent peer before every process gives up."""
@@ -204,7 +203,7 @@ def bn_process_group(env: DistEnv, grouping: BNGrouping) -> dist.ProcessGroup | 
 def set_bn_grouping(model: nn.Module, env: DistEnv, base_batch: int, *, bn_base_size: int) -> BNGrouping:
     """Group the sub-batch BN layers of ``model`` for a global long-cycle batch of ``base_batch`` clips:
     groups of ``bn_base_size`` clips within a process, or across a group of processes when a process
-    holds fewer (:func:`~vidgrid.multigrid.bn_grouping.bn_grouping`)."""
+    holds fewer (:func:`~vidgrid.engine.subbatch_bn.bn_grouping`)."""
     per_process_clips = max(1, base_batch // env.world_size)
     grouping = bn_grouping(per_process_clips, world_size=env.world_size, bn_base_size=bn_base_size)
     set_bn_groups(model, grouping.local_groups, bn_process_group(env, grouping))

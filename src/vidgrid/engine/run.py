@@ -28,10 +28,10 @@ from vidgrid.engine.optim import lr_at, optimizer_from_config, scaled_lr
 from vidgrid.engine.run_folder import prepare_run_folder
 from vidgrid.engine.state import ProcessStreams, SamplerPosition, SkippedVideos, Stateful, TrainState, load_parts
 from vidgrid.engine.stopping import StopRequest
+from vidgrid.engine.subbatch_bn import convert_to_sub_batch_norm
 from vidgrid.engine.weights import load_pretrained
 from vidgrid.errors import ConfigError, VidgridError
 from vidgrid.multigrid.schedule import MultigridSchedule, schedule_from_config
-from vidgrid.multigrid.subbatch_bn import convert_to_sub_batch_norm
 from vidgrid.tasks import Task, task_for
 
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -111,7 +111,7 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
         load_pretrained(model, cfg.model.pretrained, options=cfg.model.options, announce=env.is_main)
     model = task.attach(model)
 
-    # model on the device, BN over groups of multigrid.bn_base_size clips (baseline too: X3D supp. §A.3)
+    # model on the device, BN over groups of schedule.bn_base_size clips (baseline too: X3D supp. §A.3)
     convert_to_sub_batch_norm(model)
     model = prepare_model(model, cfg, env.device)
     base_lr = scaled_lr(cfg.optim.lr, cfg.train.batch_size, cfg.optim.reference_batch)
@@ -170,7 +170,7 @@ def describe(run: Run, resumed: Path | None) -> str:
     return (
         f"{start}: {cfg.model.name}, {len(run.train_set)} training / {len(run.val_set)} validation videos, "
         f"{len(run.task.classes)} classes ({run.task.name}), {schedule.total_epochs} epochs "
-        f"({'multigrid' if cfg.multigrid.enabled else 'baseline'}; epochs {shapes}), "
+        f"({'multigrid' if schedule.multigrid else 'baseline'}; epochs {shapes}), "
         f"{run.env.world_size} process(es) on {run.env.device}; run folder {run.out_dir}"
         + (f"\nnote: {schedule.note}" if schedule.note else "")
     )

@@ -39,18 +39,19 @@ from vidgrid.config import Config, config_to_dict
 from vidgrid.engine import distributed as D
 from vidgrid.engine.checkpoint import best_checkpoint_path, link_best, rng_state, set_rng_state, write_checkpoint
 from vidgrid.engine.device import normalize_clip
+from vidgrid.engine.epoch_chain import EpochChain
 from vidgrid.engine.evaluate import ViewScores, collect_scores, report
 from vidgrid.engine.loading import loading, make_loader
 from vidgrid.engine.logging import Progress, format_summary, plot_run, write_summary
 from vidgrid.engine.optim import clip_grad_norm, set_lr
+from vidgrid.engine.precise_bn import recompute_bn_statistics
 from vidgrid.engine.run import AUTOCAST, Run, setup
 from vidgrid.engine.run_folder import check_run_folder
 from vidgrid.engine.state import save_parts
 from vidgrid.engine.stopping import StopRequest, StopWhileWaiting, resume_command
 from vidgrid.errors import VidgridError
-from vidgrid.multigrid.sampler import EpochChain, ShortCycleBatchSampler
+from vidgrid.multigrid.sampler import ShortCycleBatchSampler
 from vidgrid.multigrid.schedule import Segment
-from vidgrid.multigrid.subbatch_bn import recompute_bn_statistics
 from vidgrid.types import ClipShape
 
 class NonFiniteLossError(VidgridError):
@@ -198,7 +199,7 @@ def fit(run: Run) -> dict[str, Any]:
             epoch, run.position.sampler = sampler.epoch, sampler
             # switch multigrid segment: the sampler's shapes and the BN groups follow it
             segment = schedule.segment_at(epoch)
-            D.set_bn_grouping(run.model, run.env, segment.base_batch, bn_base_size=cfg.multigrid.bn_base_size)
+            D.set_bn_grouping(run.model, run.env, segment.base_batch, bn_base_size=schedule.bn_base_size)
             try:
                 train_one_epoch(run, itertools.islice(loaded, batches), sampler, progress)
             except StopWhileWaiting:  # the checkpoint of the last completed iteration
@@ -258,22 +259,23 @@ def model_input(run: Run, clips: torch.Tensor) -> torch.Tensor:
 
 
 def precise_bn(run: Run, progress: Progress | None) -> None:
-    """Multigrid runs: recompute the BN running statistics on training clips of the base shape (at
-    most ``multigrid.precise_bn_batches`` batches of this process's shard) before a validation. The
-    global RNG state is restored afterwards, so a resumed run stays identical to an uninterrupted one."""
+    """Recompute the BN running statistics on training clips of the base shape (at most
+    ``schedule.precise_bn_batches`` batches of this process's shard; none for a baseline) before a
+    validation. The global RNG state is restored afterwards, so a resumed run stays identical to an
+    uninterrupted one."""
     cfg, env = run.cfg, run.env
-    if not cfg.multigrid.enabled or cfg.multigrid.precise_bn_batches == 0:
+    if run.schedule.precise_bn_batches == 0:
         return
-    shape = ClipShape(cfg.data.frames, cfg.data.crop)
-    batch = max(1, cfg.train.batch_size // env.world_size)
+    last = run.schedule.segments[-1]  # trains at the base shape and batch
+    shape, batch = last.shape, last.base_batch // env.world_size
     order = torch.randperm(len(run.train_set), generator=torch.Generator().manual_seed(cfg.train.seed + run.state.epoch))
     # the same number of clips on every process: synchronised BN groups' forward is a collective
-    count = min(len(run.train_set) // env.world_size, cfg.multigrid.precise_bn_batches * batch)
+    count = min(len(run.train_set) // env.world_size, run.schedule.precise_bn_batches * batch)
     mine = order[env.rank :: env.world_size][:count].tolist()
     batches = [[(i, shape, run.state.epoch) for i in mine[k : k + batch]] for k in range(0, len(mine), batch)]
     rng = rng_state()
-    # the groups of the last segment, which trains at the base shape; the next epoch sets its own again
-    D.set_bn_grouping(run.model, env, run.schedule.segments[-1].base_batch, bn_base_size=cfg.multigrid.bn_base_size)
+    # the groups of the last segment; the next epoch sets its own again
+    D.set_bn_grouping(run.model, env, last.base_batch, bn_base_size=run.schedule.bn_base_size)
     with run.autocast, loading(train_loader(run, batches), timeout_s=cfg.data.loader_timeout_s) as loaded:
         used = recompute_bn_statistics(run.model, (model_input(run, clips) for clips, _, _ in loaded))
     set_rng_state(rng)
@@ -358,7 +360,7 @@ def summary_of(run: Run) -> dict[str, Any]:
         "skipped_videos": run.skipped.state_dict(),
         "model": run.cfg.model.name,
         "task": run.task.name,
-        "multigrid": run.cfg.multigrid.enabled,
+        "multigrid": run.schedule.multigrid,
         "processes": run.env.world_size,
     }
 

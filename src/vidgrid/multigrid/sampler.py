@@ -113,28 +113,3 @@ def _share(offset: int, size: int, rank: int, world_size: int) -> tuple[int, int
     q, r = divmod(size, world_size)
     lo = offset + rank * q + min(rank, r)
     return lo, lo + q + (rank < r)
-
-
-class EpochChain:
-    """Consecutive epochs' batches as one stream of ``(index, shape, epoch)`` lists.
-
-    One DataLoader iterator over the chain runs across epoch boundaries, so its workers decode the
-    next epoch's first batches while the training loop finishes the current one. A loader per epoch
-    idles at every boundary until its first batch is decoded: ~0.5 s each of a multigrid run's 48
-    epochs on 2 CPU cores (its first batches are the short cycle's largest), against ~0.1 s for the
-    baseline's. ``len()`` and :attr:`lengths` count the batches each sampler has left at creation
-    (the first one's may be resumed mid-epoch).
-    """
-
-    def __init__(self, samplers: Sequence[ShortCycleBatchSampler]) -> None:
-        self.samplers = tuple(samplers)
-        self.lengths = tuple(len(s) for s in self.samplers)
-
-    def __len__(self) -> int:
-        return sum(self.lengths)
-
-    def __iter__(self) -> Iterator[list[tuple[int, ClipShape, int]]]:
-        for sampler in self.samplers:
-            epoch = sampler.epoch
-            for batch in sampler:
-                yield [(index, shape, epoch) for index, shape in batch]

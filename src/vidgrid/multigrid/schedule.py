@@ -1,50 +1,39 @@
-"""The multigrid grid schedule (Wu et al., "A Multigrid Method for Efficiently Training Video Models",
-CVPR 2020, §3.2 and Appendix A.1) as plain arithmetic — no torch.
+"""The multigrid schedule (Wu et al., "A Multigrid Method for Efficiently Training Video Models",
+CVPR 2020, §3.2 and Appendix A.1) as plain arithmetic, without torch.
 
-A schedule is a list of :class:`Segment` s, each a whole number of epochs with one long-cycle shape and
-its short cycle. Baseline training is the same object with one segment at the base shape and no
-short cycle, so the trainer runs both through one code path.
+A schedule is a list of :class:`Segment` s, each a whole number of epochs at one long-cycle shape with
+its short cycle. A baseline is the same object with one segment at the base shape and no short cycle,
+and the schedule carries the run's BatchNorm rules, so the trainer runs both through one code path.
 
-Rules (§3.2):
+Rules (§3.2 unless marked):
 
-* **Eq. 1** — a shape t×s² gets the batch b = B·(T/t)·(S/s)², computed from the nominal grid factors
-  (``long_cycle_factors``, ``short_cycle_factors``), as the paper's footnote 2 ignores that s = S/√2
-  is rounded to whole pixels; b is rounded to whole clips and to a multiple of the process count.
-* **Long cycle** — one full cycle over the shapes per LR stage except the last, each shape for the
-  same number of iterations (so shape i gets epochs ∝ its mean short-cycle batch).
+* **Eq. 1** — shape t×s² gets the batch b = B·(T/t)·(S/s)² from the nominal factors (footnote 2
+  ignores that s = S/√2 is rounded to whole pixels), rounded to whole clips and to a multiple of the
+  process count.
+* **Long cycle** — one cycle over the shapes per LR stage but the last, each shape for the same number
+  of iterations (its epochs ∝ its mean short-cycle batch).
 * **Short cycle** — iteration i of an epoch uses position i mod len(steps): crops S·f for each
-  ``short_cycle_factors`` f (frames of the long-cycle shape), then the long-cycle shape itself.
-* **Fine-tuning** — the last LR stage runs the base shape with the short cycle only; with the step
-  policy its first half keeps the previous stage's LR, its second half uses the final one. It is
-  shortened by the same iteration saving as the long cycles (the rule PySlowFast follows).
-* **Epochs** — all lengths are scaled by one factor so the total is ``epoch_factor`` × the baseline's,
-  then segment boundaries are rounded to whole epochs (the total rounded down).
-* **LR** — multiplied by the long-cycle batch factor only (linear scaling rule), never by the
-  short cycle's.
+  ``short_cycle_factors`` f (at the long-cycle shape's frames), then the long-cycle shape itself.
+* **Fine-tuning** — the last LR stage trains the base shape with the short cycle only, shortened by the
+  long cycles' iteration saving (as PySlowFast does); under the step policy its first half keeps the
+  previous stage's LR.
+* **Epochs** — all lengths scaled so the total is ``epoch_factor`` × the baseline's, boundaries rounded
+  to whole epochs (the total rounded down).
+* **LR** — × the long-cycle batch factor (linear scaling rule), never the short cycle's. The cosine and
+  the warm-up follow the share of *iterations* done (:meth:`MultigridSchedule.progress`), as every
+  iteration costs about the same (Eq. 1); in epochs, the base shape's iterations would all run near the
+  cosine's end (Appendix A.1: "relatively smaller LRs used in larger (later) shapes"). Step stages stay
+  in epochs: they define the long cycles.
+* **Frame floor** (vidgrid) — a long-cycle shape keeps at least ``min_frames`` frames (3, the temporal
+  kernel: fewer leave every temporal filter reading zero padding). Below it the frames double and the
+  crops shrink by √2 (2×45² → 4×32²): the volume t·s², hence batch, cost and iterations, stay the paper's.
+* **Short recipes** (vidgrid) — every LR stage, long-cycle shape and fine-tuning LR keeps at least one
+  epoch; if the recipe is too short, long-cycle shapes are dropped coarsest first (``dropped_shapes``),
+  never an LR stage or the base shape.
 
-* **Frame floor** (vidgrid's rule) — a long-cycle shape keeps at least ``min_frames`` frames (3, the
-  temporal kernel of the 3-D convolutions): T/4 = 2 frames of an 8-frame base leave every temporal
-  filter reading zero padding, and in such runs the coarsest shape's epochs trained at chance. Below
-  the floor the frames double and the crops shrink by √2 (2×45² → 4×32²): the clip volume t·s², hence
-  the batch, cost, epochs and iterations stay the paper's. Bases of 12 or more frames are unchanged.
-* **Short recipes** — every LR stage keeps at least one epoch, each long-cycle shape at least one
-  and the fine-tuning stage at least one at each of its LRs. When the recipe has too few epochs for
-  that, long-cycle shapes are dropped, coarsest first (``dropped_shapes`` says which), never an LR
-  stage and never the base shape.
-
-Variants: long cycle only, short cycle only (each stage stretched by ``epoch_factor``), and the
-cosine LR (Appendix A.1): with several stages in ``schedule.steps`` the long cycles follow them
-("multi-cycle"); with the single stage ``[0]`` — step or cosine — one long cycle spans the whole run
-without fine-tuning ("single-cycle").
-
-**Progress is counted in iterations.** Under Eq. 1 every iteration costs about the same, so the share
-of iterations done is the share of the training done. The cosine and the warm-up follow it, as they
-do in a baseline run (where iterations and epochs are proportional). Counted in epochs instead, a
-multigrid run spends most of its iterations at less than a sixth of the peak LR: the long cycle's
-coarse epochs hold 4-10× fewer iterations than the base shape's, and the cosine has decayed by the
-time the run reaches the base shape, the weakness Appendix A.1 notes for the cosine ("relatively
-smaller LRs used in larger (later) shapes"). The step policy keeps its stages in epochs, since they
-define the long cycles.
+Variants (Appendix A.1): long cycle only; short cycle only (each stage stretched by ``epoch_factor``);
+with several ``schedule.steps`` stages one long cycle per stage ("multi-cycle"), with the single stage
+``[0]`` one long cycle over the whole run and no fine-tuning ("single-cycle").
 """
 
 from __future__ import annotations
@@ -76,25 +65,30 @@ class ShortCycleStep:
 
 @dataclass(frozen=True)
 class Segment:
-    """Epochs ``[start_epoch, end_epoch)`` trained on one long-cycle shape."""
+    """Epochs ``[start_epoch, end_epoch)`` trained on one long-cycle shape, the last of ``steps``."""
 
     start_epoch: int
     end_epoch: int
-    shape: ClipShape
-    """The long-cycle (base) shape of the segment."""
-    base_batch: int
-    """Global batch of the long-cycle shape (Eq. 1)."""
+    lr_stage: int
+    """Index of the LR stage the segment starts in (a segment without long cycle spans all stages)."""
     lr_multiplier: float
     """Long-cycle batch factor ``base_batch / B`` (linear scaling rule; 8, 4, 2, 1 by default)."""
-    lr_stage: int
-    """Index of the LR stage (``MultigridSchedule.stage_starts``) the segment starts in (a segment
-    without long cycle spans all stages)."""
     steps: tuple[ShortCycleStep, ...]
     """Short-cycle positions; a single step (the long-cycle shape) when there is no short cycle."""
 
     @property
     def epochs(self) -> int:
         return self.end_epoch - self.start_epoch
+
+    @property
+    def shape(self) -> ClipShape:
+        """The long-cycle shape."""
+        return self.steps[-1].shape
+
+    @property
+    def base_batch(self) -> int:
+        """Global batch of the long-cycle shape (Eq. 1)."""
+        return self.steps[-1].global_batch
 
     @property
     def global_batches(self) -> tuple[int, ...]:
@@ -107,7 +101,7 @@ class Segment:
 
 @dataclass(frozen=True)
 class MultigridSchedule:
-    """Segments plus the LR policy: what the trainer asks at each epoch and iteration."""
+    """Segments, the LR policy and the BatchNorm rules: what the trainer asks at each epoch and iteration."""
 
     segments: tuple[Segment, ...]
     base_batch: int
@@ -123,6 +117,13 @@ class MultigridSchedule:
     """Final LR of the cosine as a fraction of the base LR (cosine policy)."""
     dropped_shapes: tuple[ClipShape, ...] = ()
     """Long-cycle shapes left out because the recipe has too few epochs for all of them."""
+    multigrid: bool = False
+    """A multigrid run (False: the baseline)."""
+    bn_base_size: int = 8
+    """Clips per BatchNorm group at the long-cycle batch (§3.2; the baseline too, X3D supplement §A.3)."""
+    precise_bn_batches: int = 0
+    """Training batches at the base shape whose BN statistics replace the running ones before a
+    validation (0 = none): a multigrid run's running statistics mix all the shapes of its last epochs."""
 
     @property
     def total_epochs(self) -> int:
@@ -164,8 +165,8 @@ class MultigridSchedule:
 
     def lr_factor(self, epoch: float) -> float:
         """LR at fractional ``epoch`` relative to the (linearly scaled) base LR: the step policy (by
-        epoch) or the cosine (by :meth:`progress`) × the long-cycle multiplier of the segment. Warm-up
-        is not included (the engine's, also by :meth:`progress`)."""
+        epoch) or the cosine (by :meth:`progress`) × the segment's long-cycle multiplier. Warm-up is
+        the engine's (also by :meth:`progress`)."""
         if self.policy == "step":
             stage = bisect.bisect_right(self.stage_starts, epoch) - 1
             policy = self.stage_lrs[max(stage, 0)]
@@ -184,23 +185,6 @@ class MultigridSchedule:
     def total_iterations(self, dataset_size: int) -> int:
         return sum(self.iterations(seg, dataset_size) for seg in self.segments)
 
-    def compute(self, dataset_size: int) -> float:
-        """Training cost in clip-frame-pixels (Σ batch × t × s² over all iterations), ∝ FLOPs (Eq. 1)."""
-        total = 0.0
-        for seg in self.segments:
-            plan = epoch_plan(dataset_size, seg.global_batches, self.processes)
-            per_epoch = sum(b * _volume(seg.steps[i % len(seg.steps)].shape) for i, b in enumerate(plan))
-            total += seg.epochs * per_epoch
-        return total
-
-
-# --------------------------------------------------------------------------------------------------
-# batch arithmetic
-
-
-def _volume(shape: ClipShape) -> int:
-    return shape.frames * shape.crop**2
-
 
 def scaled_batch(base_batch: int, time_factor: float, space_factor: float, processes: int) -> int:
     """Eq. 1: b = B·(T/t)·(S/s)² for nominal factors t/T, s/S, rounded to whole clips and to a
@@ -218,25 +202,17 @@ def epoch_plan(dataset_size: int, global_batches: Sequence[int], processes: int)
     """
     if dataset_size < processes:
         raise VidgridError(f"dataset of {dataset_size} clips is smaller than the {processes} training processes")
-    plan: list[int] = []
-    left = dataset_size
-    cycle = sum(global_batches)
-    full_cycles, left = divmod(left, cycle)
-    plan.extend(list(global_batches) * full_cycles)
+    full_cycles, left = divmod(dataset_size, sum(global_batches))
+    plan = list(global_batches) * full_cycles
     for batch in global_batches:
         if left == 0:
             break
-        take = min(batch, left)
-        plan.append(take)
-        left -= take
+        plan.append(min(batch, left))
+        left -= plan[-1]
     if plan[-1] < processes:
         rest = plan.pop()
         plan[-1] += rest
     return plan
-
-
-# --------------------------------------------------------------------------------------------------
-# building the schedule
 
 
 def build_schedule(
@@ -267,8 +243,7 @@ def build_schedule(
         raise ConfigError(f"multigrid cycle factors {factors}: expected factors in (0, 1]")
 
     def steps_of(time_factor: float, space_factor: float) -> tuple[ShortCycleStep, ...]:
-        """Short-cycle positions of a long-cycle shape: crops S·f at its frames, then the shape itself;
-        frames below ``min_frames`` traded for crop at the same volume (:func:`frame_floor`)."""
+        """Short-cycle positions of a long-cycle shape: crops S·f at its frames, then the shape itself."""
         frames, crop_scale = frame_floor(base.frames, time_factor, min_frames)
         return tuple(
             ShortCycleStep(ClipShape(frames, round(base.crop * f * crop_scale)), scaled_batch(base_batch, time_factor, f, processes))
@@ -279,7 +254,7 @@ def build_schedule(
     total = max(1, math.floor(epoch_factor * epochs + 1e-9))
     dropped: tuple[ClipShape, ...] = ()
     if not long_cycle:  # baseline or short cycle only: one segment, every stage stretched alike
-        segments = [_segment(0, total, base_steps, 0, base_batch)]
+        segments = [Segment(0, total, 0, 1.0, base_steps)]
         counts = _whole_epochs([b - a for a, b in zip(stage_starts, [*stage_starts[1:], epochs])], [1] * len(stage_starts), total)
         if counts is None:
             raise ConfigError(f"'train.epochs' = {epochs}: too few for the {len(stage_starts)} LR stages of 'schedule.steps'")
@@ -301,22 +276,15 @@ def build_schedule(
         if fine_tuning_halves:
             segments, starts = _split_fine_tuning(segments, starts)
     return MultigridSchedule(
-        segments=tuple(s for s in segments if s.epochs > 0),
-        base_batch=base_batch,
-        processes=processes,
-        policy=policy,
-        stage_starts=tuple(starts),
-        stage_lrs=tuple(stage_lrs),
-        cosine_end=cosine_end,
-        dropped_shapes=dropped,
+        segments=tuple(s for s in segments if s.epochs > 0), base_batch=base_batch, processes=processes, policy=policy,
+        stage_starts=tuple(starts), stage_lrs=tuple(stage_lrs), cosine_end=cosine_end, dropped_shapes=dropped,
     )
 
 
 def frame_floor(base_frames: int, time_factor: float, min_frames: int) -> tuple[int, float]:
     """Frames of a long-cycle shape with time factor ``time_factor`` of ``base_frames``, and the factor
-    its crops are scaled by: a shape that would have fewer than ``min_frames`` frames doubles its
-    frames (up to the base) and shrinks its crops by √2 per doubling, so its clips keep their volume
-    t·s² and Eq. 1 gives the same batch: the schedule's cost, epochs and iterations are unchanged."""
+    its crops are scaled by: below ``min_frames`` frames the frames double (up to the base) and the
+    crops shrink by √2 per doubling, keeping the clip volume t·s² and so the Eq. 1 batch."""
     factor = time_factor
     while round(base_frames * factor) < min_frames and factor < 1:
         factor = min(1.0, 2 * factor)
@@ -372,26 +340,12 @@ def _long_cycle_segments(
     segments: list[Segment] = []
     for count, (_, steps, stage) in zip(counts, pieces):
         start = segments[-1].end_epoch if segments else 0
-        segments.append(_segment(start, start + count, steps, stage, base_batch))
+        segments.append(Segment(start, start + count, stage, steps[-1].global_batch / base_batch, steps))
     return segments
 
 
-def _segment(start: int, end: int, steps: tuple[ShortCycleStep, ...], lr_stage: int, base_batch: int) -> Segment:
-    """A segment whose long-cycle shape is the last short-cycle position."""
-    long_step = steps[-1]
-    return Segment(
-        start_epoch=start,
-        end_epoch=end,
-        shape=long_step.shape,
-        base_batch=long_step.global_batch,
-        lr_multiplier=long_step.global_batch / base_batch,
-        lr_stage=lr_stage,
-        steps=steps,
-    )
-
-
 def _split_fine_tuning(segments: list[Segment], starts: list[int]) -> tuple[list[Segment], list[int]]:
-    """§3.2 fine-tuning (step policy): the first half of the last stage keeps the previous stage's LR."""
+    """Fine-tuning under the step policy: the first half of the last stage keeps the previous stage's LR."""
     last = segments[-1]
     middle = (last.start_epoch + last.end_epoch + 1) // 2
     first = dataclasses.replace(last, end_epoch=middle, lr_stage=last.lr_stage - 1)
@@ -400,10 +354,11 @@ def _split_fine_tuning(segments: list[Segment], starts: list[int]) -> tuple[list
 
 
 def schedule_from_config(cfg: Config, *, processes: int = 1) -> MultigridSchedule:
-    """The run's schedule: multigrid when ``multigrid.enabled``, else the baseline (one segment)."""
+    """The run's schedule: multigrid when ``multigrid.enabled``, else the baseline (one segment); the
+    BN groups are of ``multigrid.bn_base_size`` clips either way, precise BN is multigrid's."""
     mg = cfg.multigrid
     enabled = mg.enabled
-    return build_schedule(
+    schedule = build_schedule(
         base=ClipShape(cfg.data.frames, cfg.data.crop),
         base_batch=cfg.train.batch_size,
         epochs=cfg.train.epochs,
@@ -416,4 +371,7 @@ def schedule_from_config(cfg: Config, *, processes: int = 1) -> MultigridSchedul
         epoch_factor=mg.epoch_factor if enabled else 1.0,
         processes=processes,
         min_frames=mg.min_frames,
+    )
+    return dataclasses.replace(
+        schedule, multigrid=enabled, bn_base_size=mg.bn_base_size, precise_bn_batches=mg.precise_bn_batches if enabled else 0
     )

@@ -28,6 +28,8 @@ def test_paper_recipe_json(capsys):
     assert report["multigrid"]["epochs"] == 358 and report["baseline"]["epochs"] == 239
     assert report["multigrid"]["iterations"] == sum(s["iterations"] for s in report["segments"])
     assert 3.3 <= report["baseline"]["iterations"] / report["multigrid"]["iterations"] <= 3.6
+    # Eq. 1 keeps the cost of an iteration: compute falls like the iterations
+    assert 0.25 < report["multigrid"]["relative_compute"] < 0.32
     assert report["segments"][-1]["end_epoch"] == 358
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from vidgrid.multigrid.bn_grouping import BNGrouping, bn_grouping
+from vidgrid.engine.subbatch_bn import BNGrouping, bn_grouping
 
 
 @pytest.mark.parametrize("world", range(1, 129))
@@ -53,7 +53,7 @@ def _bn_worker(rank: int, world: int, port: int, clips: torch.Tensor, out: str) 
     import torch.distributed as dist
 
     from vidgrid.engine.distributed import DistEnv, set_bn_grouping
-    from vidgrid.multigrid.subbatch_bn import convert_to_sub_batch_norm
+    from vidgrid.engine.subbatch_bn import convert_to_sub_batch_norm
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)

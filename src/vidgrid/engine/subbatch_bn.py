@@ -1,23 +1,24 @@
-"""Sub-batch BatchNorm (multigrid paper §3.2 "Batch Normalization").
+"""Sub-batch BatchNorm (multigrid paper §3.2 "Batch Normalization"; X3D supplement §A.3: "BN over
+8 clips", baseline runs too) and its grouping of clips over processes.
 
-Multigrid batches grow up to 32× the base batch; to keep BN's behaviour independent of that, the
-statistics are computed over *groups* of clips: the per-process long-cycle batch is split into groups
-of ``bn_base_size`` (8) clips, and the short cycle keeps the number of groups, so its 2× and 4×
-larger batches get groups of 16 and 32 clips; a process holding fewer clips than a group pools its
-statistics with a group of processes instead (:mod:`vidgrid.multigrid.bn_grouping`).
+The statistics are computed over *groups* of clips: the per-process long-cycle batch is split into
+groups of ``bn_base_size`` (8) clips, and the short cycle keeps the number of groups, so its 2× and 4×
+larger batches get groups of 16 and 32 clips. A process holding fewer clips than a group pools its
+statistics with the smallest group of consecutive processes that divides the world size and holds
+``bn_base_size`` clips (all processes if none does; PySlowFast's ``BN.NUM_SYNC_DEVICES``):
+:func:`bn_grouping` is that arithmetic, :mod:`vidgrid.engine.distributed` builds the process groups.
 
 :class:`SubBatchNorm3d` is an ``nn.BatchNorm3d`` (same parameters, buffers and state-dict keys, so
-checkpoints load into models without multigrid) whose training forward normalises each group with
-that group's statistics. Its running statistics are the *merged* statistics of all groups, updated at
-every step — mean of the group means; mean of the group variances plus the variance of the group
-means (law of total variance) — so eval mode is plain BN with population statistics, and the number
-of groups can change at any segment switch without a merge step.
+checkpoints load into models without it) whose training forward normalises each group with that
+group's statistics. Its running statistics are the *merged* statistics of all groups, updated at every
+step — mean of the group means; mean of the group variances plus the variance of the group means (law
+of total variance) — so eval mode is plain BN with population statistics, and the number of groups can
+change at any segment switch without a merge step.
 
 Group k holds clips k, k+g, k+2g, … of the batch (a free view ``(N, C, …) -> (N/g, g·C, …)``; the
 batch order is random, so which clips share a group does not matter). A batch of N clips that g does
-not divide (e.g. the smaller last batch of an epoch) uses the largest number of groups ≤ g that
-divides N and leaves every group more than one value per channel (a prime N falls back to one group,
-i.e. plain BN); the groups of such a batch hold fewer clips than the nominal ones.
+not divide (e.g. an epoch's smaller last batch) uses the largest number of groups ≤ g that divides N
+and leaves every group more than one value per channel (a prime N falls back to plain BN).
 
 With a ``process_group``, the per-channel sums and sums of squares of this process's clips are summed
 over the processes of the group (a differentiable all-reduce, so the gradients are those of BN over
@@ -27,12 +28,41 @@ the running ones on every process alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+
+
+@dataclass(frozen=True)
+class BNGrouping:
+    """How one long-cycle batch is grouped for BatchNorm statistics."""
+
+    local_groups: int
+    """Groups within one process's clips (1 when processes are grouped)."""
+    processes: int
+    """Consecutive processes whose clips form one group (1: every process on its own)."""
+
+    def process_groups(self, world_size: int) -> list[list[int]]:
+        """The ranks of each group of processes: ``[[0, 1], [2, 3], ...]``."""
+        return [list(range(start, start + self.processes)) for start in range(0, world_size, self.processes)]
+
+    def clips_per_group(self, per_process_clips: int) -> int:
+        """Clips whose statistics one BN group pools."""
+        return per_process_clips * self.processes // self.local_groups
+
+
+def bn_grouping(per_process_clips: int, *, world_size: int, bn_base_size: int) -> BNGrouping:
+    """The grouping of a long-cycle batch of ``per_process_clips`` clips on each of ``world_size``
+    processes into BN groups of ``bn_base_size`` clips (see the module docstring)."""
+    if per_process_clips < 1 or world_size < 1 or bn_base_size < 1:
+        raise ValueError(f"expected positive sizes, got {per_process_clips}, {world_size}, {bn_base_size}")
+    if per_process_clips >= bn_base_size or world_size == 1:
+        return BNGrouping(local_groups=max(1, per_process_clips // bn_base_size), processes=1)
+    sizes = [k for k in range(1, world_size + 1) if world_size % k == 0 and k * per_process_clips >= bn_base_size]
+    return BNGrouping(local_groups=1, processes=sizes[0] if sizes else world_size)
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -154,35 +184,3 @@ def set_bn_groups(model: nn.Module, num_groups: int, process_group: dist.Process
         if isinstance(module, SubBatchNorm3d):
             module.num_groups = num_groups
             module.process_group = process_group
-
-
-@torch.no_grad()
-def recompute_bn_statistics(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
-    """Replace the running statistics of every BatchNorm in ``model`` by their equal-weight average
-    over ``batches`` (inputs of ``model``, forwarded in training mode without gradients); returns the
-    number of batches used. The model's mode and the layers' momenta are restored afterwards; with no
-    batch the statistics are left as they were.
-
-    Multigrid's running statistics are an exponential average over whatever shapes the last
-    iterations had; evaluation needs those of the test shape ("precise BN" in PySlowFast)."""
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(), m.momentum) for m in layers]
-    was_training = model.training
-    for m in layers:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average: batch k weighs 1/k
-    model.train()
-    used = 0
-    try:
-        for batch in batches:
-            model(batch)
-            used += 1
-    finally:
-        for m, (mean, var, tracked, momentum) in zip(layers, saved):
-            m.momentum = momentum
-            if used == 0:
-                m.running_mean.copy_(mean)
-                m.running_var.copy_(var)
-                m.num_batches_tracked.copy_(tracked)
-        model.train(was_training)
-    return used
