@@ -41,3 +41,12 @@ class DataError(VidgridError):
 
 class CheckpointError(VidgridError):
     """A missing, truncated or mismatched checkpoint."""
+
+
+class ModelError(VidgridError):
+    """A model name or model option the registry cannot build; ``option`` names the option at fault
+    (None for an unknown model name)."""
+
+    def __init__(self, message: str, *, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option

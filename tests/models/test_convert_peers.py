@@ -6,7 +6,6 @@ statistics, float64 logits on a fixed clip). Each converted model must give the 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -17,9 +16,6 @@ from torch import nn
 
 from vidgrid.models import create_model
 from vidgrid.models.convert import convert_state_dict, source_options
-from vidgrid.models.mvit import VARIANTS, MViT
-from vidgrid.models.resnet3d import SLOWFAST_CONFIGS, SlowFast
-from vidgrid.models.x3d import X3D, X3D_CONFIGS
 
 FIXTURES = Path(__file__).parent / "peer_fixtures"
 TINY_RESNET = {"width": 4, "stage_depths": (1, 1, 1, 1)}
@@ -27,13 +23,14 @@ TINY_MVIT = {"embed_dim": 8, "depths": (1, 1, 1), "frames": 4, "crop": 32}
 
 
 def _slowfast(n: int) -> nn.Module:
-    cfg = replace(SLOWFAST_CONFIGS["slowfast_r50_8x8"], beta_inv=4)
-    return SlowFast(cfg, num_classes=n, dropout=0.0, drop_path=0.0, **TINY_RESNET)
+    return create_model("slowfast_r50_8x8", num_classes=n, dropout=0.0, beta_inv=4, **TINY_RESNET)
 
 
 def _x3d(n: int, *, dim_c1: int = 12) -> nn.Module:
-    cfg = replace(X3D_CONFIGS["x3d_xs"], width_factor=0.5, depth_factor=0.2, dim_c5=32, dim_c1=dim_c1, frames=4, crop=32)
-    return X3D(cfg, num_classes=n, dropout=0.0, drop_path=0.0)
+    return create_model(
+        "x3d_xs", num_classes=n, dropout=0.0, width_factor=0.5, depth_factor=0.2, dim_c5=32, dim_c1=dim_c1, frames=4,
+        crop=32,
+    )
 
 
 # Our counterpart of each fixture's peer model (the sizes ``tools/make_peer_fixtures.py`` builds),
@@ -44,13 +41,13 @@ OURS: dict[str, Callable[..., nn.Module]] = {
     "pytorchvideo-i3d_r50_8x8": lambda n: create_model("i3d_r50_8x8", num_classes=n, width=4, stage_depths=(1, 2, 2, 1)),
     "pytorchvideo-slowfast_r50_8x8": _slowfast,
     "pytorchvideo-x3d_xs": lambda n: _x3d(n),
-    "pytorchvideo-mvitv1_b_16x4": lambda n: MViT(replace(VARIANTS["mvitv1_b_16x4"], **TINY_MVIT), num_classes=n),
+    "pytorchvideo-mvitv1_b_16x4": lambda n: create_model("mvitv1_b_16x4", num_classes=n, **TINY_MVIT),
     "pyslowfast-x3d_xs": lambda n: _x3d(n, dim_c1=16),  # widths both peers round alike (the generator says why)
     "pyslowfast-i3d_nl_r50_8x8": lambda n, **kw: create_model(
         "i3d_nl_r50_8x8", num_classes=n, width=4, stage_depths=(1, 2, 2, 1), **kw
     ),
     "pyslowfast-slowfast_r50_8x8": _slowfast,
-    "pyslowfast-mvitv2_s_16x4": lambda n: MViT(replace(VARIANTS["mvitv2_s_16x4"], **TINY_MVIT), num_classes=n),
+    "pyslowfast-mvitv2_s_16x4": lambda n: create_model("mvitv2_s_16x4", num_classes=n, **TINY_MVIT),
 }
 OURS["pyslowfast-i3d_nl_r50_8x8-softmax"] = OURS["pyslowfast-i3d_nl_r50_8x8"]
 OURS["pyslowfast-mvitv2_s_16x4-separate_qkv"] = OURS["pyslowfast-mvitv2_s_16x4"]

@@ -9,8 +9,8 @@ import torch
 from vidgrid.cli import main
 from vidgrid.errors import CheckpointError
 from vidgrid.models import create_model
-from vidgrid.models.convert import parse_key
 from vidgrid.models.inflate import inflate_kernel, inflate_state_dict, resnet2d_key
+from vidgrid.models.state_keys import parse_key
 
 SIZE = {"width": 8, "stage_depths": (1, 2, 2, 1)}
 

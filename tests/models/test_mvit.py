@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-from vidgrid.errors import ConfigError
+from vidgrid.errors import ModelError
 from vidgrid.models import create_model
 from vidgrid.models.mvit import VARIANTS, MViT, block_specs, pooled_grid
 from vidgrid.models.mvit_position import SeparablePositionEmbedding, rel_pos_bias, rel_pos_index, resize_rel_table
@@ -113,9 +113,9 @@ def test_builder_defaults_and_overrides() -> None:
     assert (v2b.cfg.dropout, v2b.cfg.drop_path, v2b.head.dropout.p) == (0.2, 0.3, 0.2)
     assert (v1.cfg.drop_path, v1.cfg.rel_pos, v1.cfg.abs_pos, v1.cfg.version) == (0.2, False, True, 1)
     assert v2b.blocks[-1].drop_path.p == pytest.approx(0.3) and v2b.blocks[0].drop_path.p == 0.0
-    with pytest.raises(ConfigError, match="unknown option.*width"):
+    with pytest.raises(ModelError, match="unknown option.*width"):
         create_model("mvitv2_s_16x4", width=3)
-    with pytest.raises(ConfigError, match="norm"):
+    with pytest.raises(ModelError, match="norm"):
         create_model("mvitv2_s_16x4", norm="middle")
 
 

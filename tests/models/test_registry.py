@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from vidgrid.errors import ConfigError
+from vidgrid.errors import ModelError
 from vidgrid.models import create_model, list_models
 from vidgrid.models.layers import VideoModel
 
@@ -25,7 +25,7 @@ def test_registry_lists_every_family() -> None:
     for expected in ("x3d_xs", "x3d_s", "x3d_m", "x3d_l", "x3d_xl", "c2d_r50_8x8", "i3d_r50_8x8",
                      "i3d_nl_r50_8x8", "slow_r50_8x8", "slowfast_r50_4x16", "slowfast_r50_8x8", "slowfast_r101_8x8"):
         assert expected in MODELS
-    with pytest.raises(ConfigError, match="unknown model 'x3d_q'"):
+    with pytest.raises(ModelError, match="unknown model 'x3d_q'"):
         create_model("x3d_q")
 
 
@@ -94,3 +94,17 @@ def test_builders_accept_dropout_and_drop_path(name: str, tiny_model) -> None:
     assert model.head.dropout.p == 0.0
     rates = [m.p for m in model.modules() if type(m).__name__ == "DropPath"]
     assert rates and max(rates) == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_feature_channels_match_forward_features(name: str, tiny_model) -> None:
+    """``feature_channels`` declares what ``forward_features`` returns: dim 1 of each (B, C, T, H, W) map,
+    the last dim of (B, N, C) tokens."""
+    model = tiny_model(name).eval()
+    x = torch.randn(2, 3, _frames(model, 4), 32, 32)
+    with torch.no_grad():
+        features = model.forward_features(x)
+    outputs = [features] if isinstance(features, torch.Tensor) else list(features)
+    channels = tuple(f.shape[1] if f.dim() == 5 else f.shape[-1] for f in outputs)
+    assert all(f.dim() in (3, 5) and f.shape[0] == 2 for f in outputs)
+    assert isinstance(model.feature_channels, tuple) and model.feature_channels == channels

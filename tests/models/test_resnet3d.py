@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidgrid.errors import ConfigError
+from vidgrid.errors import ModelError
 from vidgrid.models.resnet3d import SLOWFAST_CONFIGS, NonLocal, slow_frame_indices
 
 # name: (parameters with 400 classes: exact int or the reference table's rounding, GMACs at 224², at 256²)
@@ -117,5 +117,5 @@ def test_i3d_nl_is_dot_product_by_default_and_softmax_on_request(tiny_model) -> 
     forms = lambda m: {b.form for s in (m.res3, m.res4) for b in s.nonlocal_blocks.values()}  # noqa: E731
     assert forms(tiny_model("i3d_nl_r50_8x8")) == {"dot_product"}
     assert forms(tiny_model("i3d_nl_r50_8x8", nonlocal_form="softmax")) == {"softmax"}
-    with pytest.raises(ConfigError, match="nonlocal_form 'gaussian'"):
+    with pytest.raises(ModelError, match="nonlocal_form 'gaussian'"):
         tiny_model("i3d_nl_r50_8x8", nonlocal_form="gaussian")

@@ -14,7 +14,7 @@ from torch import nn
 
 from vidgrid.config import Config
 from vidgrid.data.annotations import Annotations, load_annotations
-from vidgrid.errors import ConfigError, DataError
+from vidgrid.errors import ConfigError, DataError, ModelError
 from vidgrid.models import create_model
 from vidgrid.types import ClipShape
 
@@ -50,8 +50,11 @@ def use_flip(cfg: Config, annotations: Annotations) -> bool:
 
 
 def build_model(cfg: Config, *, num_classes: int) -> nn.Module:
-    """The registered model ``model.name`` with the recipe's dropout, drop path and options; an option
-    of the wrong type (``width_factor: abc``) is a ConfigError naming ``model.options``."""
+    """The registered model ``model.name`` with the recipe's dropout, drop path and options; an unknown
+    option or one of the wrong type (``width_factor: abc``) is a ConfigError naming ``model.options``."""
+    for key in ("dropout", "drop_path"):
+        if key in cfg.model.options:
+            raise ConfigError(f"'model.options' = {cfg.model.options}: set {key} as 'model.{key}'")
     try:
         return create_model(
             cfg.model.name,
@@ -60,10 +63,10 @@ def build_model(cfg: Config, *, num_classes: int) -> nn.Module:
             drop_path=cfg.model.drop_path,
             **cfg.model.options,
         )
-    except (TypeError, ValueError) as e:
-        if not cfg.model.options:
+    except ModelError as e:
+        if e.option is None:
             raise
-        raise ConfigError(f"'model.options' = {cfg.model.options}: {cfg.model.name} cannot be built with them ({e})") from None
+        raise ConfigError(f"'model.options' = {cfg.model.options}: {e}") from None
 
 
 def check_shapes(model: nn.Module, shapes: Iterable[ClipShape], *, model_name: str) -> None:

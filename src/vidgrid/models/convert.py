@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -26,9 +25,11 @@ import yaml
 from torch import Tensor, nn
 
 from vidgrid.errors import CheckpointError, VidgridError
+from vidgrid.models.inflate import INFLATABLE, INFLATIONS, fresh_summary, inflate_state_dict
 from vidgrid.models.mvit import MViT
 from vidgrid.models.registry import create_model, list_models
 from vidgrid.models.resnet3d import RESNET3D_CONFIGS, ResNet3D, SlowFast
+from vidgrid.models.state_keys import Key, parse_key
 from vidgrid.models.x3d import X3D
 
 Source = Literal["pyslowfast", "pytorchvideo"]
@@ -36,47 +37,6 @@ SOURCES: tuple[str, ...] = ("pyslowfast", "pytorchvideo")
 _CONVERTIBLE: tuple[str, ...] = ("x3d_", "c2d_", "i3d_", "slow_", "slowfast_", "mvit")
 SourceKey = str | tuple[str, ...]
 """The source tensor(s) of one of our keys; several are concatenated along dim 0 (``q, k, v -> qkv``)."""
-
-
-@dataclass(frozen=True)
-class Key:
-    """One of our state-dict keys, parsed."""
-
-    part: Literal["stem", "block", "nonlocal", "fuse", "conv5", "head"]
-    layer: str
-    """Layer name inside the part (``conv_a``, ``se.fc1``, ``bn``, ``fc`` ...)."""
-    param: str
-    """``weight``, ``bias``, ``running_mean`` ..."""
-    pathway: int = 0
-    """0 = Slow (or the only pathway), 1 = Fast."""
-    stage: int = 0
-    """2..5 for res2..res5; for ``fuse`` the fusion index 0..3."""
-    index: int = 0
-    """Block index within the stage."""
-
-
-_PATHWAY = r"(?:(?P<pw>slow|fast)\.)?"
-_OUR_KEYS: tuple[tuple[str, str], ...] = (
-    ("stem", _PATHWAY + r"stem\.(?P<layer>\w+)\.(?P<param>\w+)"),
-    ("block", _PATHWAY + r"res(?P<stage>\d)\.(?:blocks\.)?(?P<index>\d+)\.(?P<layer>[\w.]+)\.(?P<param>\w+)"),
-    ("nonlocal", r"res(?P<stage>\d)\.nonlocal_blocks\.(?P<index>\d+)\.(?P<layer>\w+)\.(?P<param>\w+)"),
-    ("fuse", r"fuse\.(?P<stage>\d)\.(?P<layer>\w+)\.(?P<param>\w+)"),
-    ("conv5", r"(?P<layer>conv5|conv5_bn)\.(?P<param>\w+)"),
-    ("head", r"head\.(?P<layer>\w+)\.(?P<param>\w+)"),
-)
-
-
-def parse_key(key: str) -> Key:
-    """Parse one of our state-dict keys (``slow.res3.blocks.0.conv_a.weight``) into a :class:`Key`."""
-    for part, pattern in _OUR_KEYS:
-        m = re.fullmatch(pattern, key)
-        if m:
-            g = m.groupdict()
-            return Key(
-                part=part, layer=g["layer"], param=g["param"], pathway=int(g.get("pw") == "fast"),
-                stage=int(g.get("stage") or 0), index=int(g.get("index") or 0),
-            )
-    raise ValueError(f"no key-table entry for {key!r}")
 
 
 # Layer names inside one residual block: ours -> (PySlowFast, PyTorchVideo ResNet, PyTorchVideo X3D).
@@ -344,8 +304,6 @@ def convert_command(
     are given, which ``predict`` and ``eval`` need, and ``"model_options"`` (builder options,
     :func:`source_options`) where the source's differ from ours. ``resnet2d`` inflates a 2-D ResNet
     (:mod:`vidgrid.models.inflate`)."""
-    from vidgrid.models.inflate import INFLATABLE, INFLATIONS, fresh_summary, inflate_state_dict
-
     if source not in (*SOURCES, "resnet2d"):
         raise VidgridError(f"--from: expected one of {', '.join(SOURCES)}, resnet2d, got '{source}'")
     if model not in list_models():

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from vidgrid.errors import CheckpointError
-from vidgrid.models.convert import Key, parse_key
+from vidgrid.models.state_keys import Key, parse_key
 
 Inflation = Literal["mean", "center"]
 INFLATIONS: tuple[str, ...] = ("mean", "center")

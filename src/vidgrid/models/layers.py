@@ -186,6 +186,9 @@ class VideoModel(nn.Module):
     """(C, T, H, W) the model was designed for (and is profiled at)."""
     default_sampling_rate: int
     """Temporal stride τ in source frames of that input (a converted model is tested at it)."""
+    feature_channels: tuple[int, ...]
+    """Channels of each pathway's ``forward_features`` output: dim 1 of a (B, C, T, H, W) map, the last
+    dim of (B, N, C) tokens; one entry per pathway (SlowFast: Slow, Fast)."""
     min_frames: int = 1
     frames_multiple: int = 1
     crop_multiple: int = 1

@@ -21,19 +21,18 @@ set of weights runs on every multigrid shape (e.g. 4×64², 8×96², 16×224²).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from vidgrid.errors import ConfigError
+from vidgrid.errors import ModelError
 from vidgrid.models.layers import ClassifierHead, DropPath, VideoModel, drop_path_rates
 from vidgrid.models.mvit_position import SeparablePositionEmbedding, Triple, rel_pos_bias, rel_table_length
-from vidgrid.models.registry import register_model
+from vidgrid.models.registry import check_ranges, register_family
 
 NormPlacement = Literal["pre", "post", "sandwich"]
 
@@ -87,29 +86,27 @@ class MViTConfig:
     """Recompute each block's activations in the backward pass (activation checkpointing)."""
 
     def __post_init__(self) -> None:
-        if self.version not in (1, 2):
-            raise ConfigError(f"mvit version: expected 1 or 2, got {self.version!r}")
+        check_ranges(self, positive=("frames", "sampling_rate", "crop", "embed_dim", "num_heads", "mlp_ratio"))
         if len(self.depths) < 1 or any(d < 1 for d in self.depths):
-            raise ConfigError(f"mvit depths: expected one or more positive block counts, got {self.depths!r}")
-        if self.norm not in ("pre", "post", "sandwich"):
-            raise ConfigError(f"mvit norm: expected 'pre', 'post' or 'sandwich', got {self.norm!r}")
+            raise ModelError(f"depths {self.depths!r}: expected one or more positive block counts", option="depths")
         if self.embed_dim % self.num_heads:
-            raise ConfigError(f"mvit embed_dim: {self.embed_dim} is not divisible by num_heads={self.num_heads}")
+            raise ModelError(
+                f"embed_dim {self.embed_dim}: not divisible by num_heads {self.num_heads}", option="embed_dim"
+            )
 
 
 VARIANTS: dict[str, MViTConfig] = {
-    # MViTv2-S 16×4 (MViTv2 paper; torchvision mvit_v2_s): 16 blocks, 34.5M params, 64 GMACs; drop path
-    # 0.2 as in PySlowFast's MVITv2_S_16x4 recipe.
+    # MViTv2-S 16×4 at 224² (MViTv2 paper; torchvision mvit_v2_s): 16 blocks, 34.5M params, 64 GMACs; drop
+    # path 0.2 as in PySlowFast's MVITv2_S_16x4 recipe.
     "mvitv2_s_16x4": MViTConfig(version=2, depths=(1, 2, 11, 2), frames=16, sampling_rate=4, drop_path=0.2),
-    # MViTv2-B 32×3 (MultiTrain supplement Table 2): 24 blocks, 51.2M params, 225 GMACs.
+    # MViTv2-B 32×3 at 224² (MultiTrain supplement Table 2): 24 blocks, 51.2M params, 225 GMACs.
     "mvitv2_b_32x3": MViTConfig(version=2, depths=(2, 3, 16, 3), frames=32, sampling_rate=3, drop_path=0.3),
-    # MViTv1-B 16×4 (MViT paper): separate space/time absolute embeddings, no relative ones.
+    # MViTv1-B 16×4 at 224² (MViT paper): 36.6M params, 70.5 GMACs; separate space/time absolute
+    # embeddings, no relative ones.
     "mvitv1_b_16x4": MViTConfig(
         version=1, depths=(1, 2, 11, 2), frames=16, sampling_rate=4, rel_pos=False, abs_pos=True, drop_path=0.2
     ),
 }
-
-_OVERRIDABLE = ("embed_dim", "num_heads", "depths", "mlp_ratio", "rel_pos", "abs_pos", "norm", "checkpoint")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -353,7 +350,7 @@ class MViT(VideoModel):
     frames_multiple = 2  # one temporal patch per 2 frames
     crop_multiple = 1  # padded convolutions accept any crop (multigrid uses e.g. 158 = 224/√2)
 
-    def __init__(self, cfg: MViTConfig, num_classes: int = 400) -> None:
+    def __init__(self, cfg: MViTConfig, *, num_classes: int = 400) -> None:
         super().__init__()
         self.cfg = cfg
         self.default_input = (3, cfg.frames, cfg.crop, cfg.crop)
@@ -371,6 +368,7 @@ class MViT(VideoModel):
             for spec, rate in zip(specs, rates)
         )
         width = specs[-1].dim_out
+        self.feature_channels = (width,)
         # post-LN blocks already end in a LayerNorm
         self.norm = nn.Identity() if cfg.norm == "post" else nn.LayerNorm(width, eps=LN_EPS)
         self._init_weights()
@@ -405,51 +403,6 @@ class MViT(VideoModel):
         return super().no_weight_decay() | extra | {"cls_token"}
 
 
-# ----------------------------------------------------------------------------------------------
-# Builders
-# ----------------------------------------------------------------------------------------------
+register_family(VARIANTS, MViT)
 
-
-def _build(
-    name: str, num_classes: int, dropout: float | None, drop_path: float | None, overrides: dict[str, Any]
-) -> MViT:
-    """Variant ``name`` with the given overrides (unknown keys are a one-line ConfigError)."""
-    unknown = sorted(set(overrides) - set(_OVERRIDABLE))
-    if unknown:
-        raise ConfigError(f"{name}: unknown option(s) {', '.join(unknown)} (valid: {', '.join(_OVERRIDABLE)})")
-    if "depths" in overrides:
-        overrides["depths"] = tuple(overrides["depths"])
-    cfg = dataclasses.replace(VARIANTS[name], **overrides)
-    if dropout is not None:
-        cfg = dataclasses.replace(cfg, dropout=dropout)
-    if drop_path is not None:
-        cfg = dataclasses.replace(cfg, drop_path=drop_path)
-    return MViT(cfg, num_classes=num_classes)
-
-
-@register_model
-def mvitv2_s_16x4(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None, **overrides: Any
-) -> MViT:
-    """MViTv2-S, 16 frames × stride 4 at 224² (34.5M params, 64 GMACs). Overrides: ``embed_dim``,
-    ``num_heads``, ``depths``, ``mlp_ratio``, ``rel_pos``, ``abs_pos``, ``norm``, ``checkpoint``."""
-    return _build("mvitv2_s_16x4", num_classes, dropout, drop_path, overrides)
-
-
-@register_model
-def mvitv2_b_32x3(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None, **overrides: Any
-) -> MViT:
-    """MViTv2-B, 32 frames × stride 3 at 224² (51.2M params, 225 GMACs; MultiTrain supplement Table 2)."""
-    return _build("mvitv2_b_32x3", num_classes, dropout, drop_path, overrides)
-
-
-@register_model
-def mvitv1_b_16x4(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None, **overrides: Any
-) -> MViT:
-    """MViTv1-B, 16 frames × stride 4 at 224² (36.6M params, 70.5 GMACs)."""
-    return _build("mvitv1_b_16x4", num_classes, dropout, drop_path, overrides)
-
-
-__all__ = ["MViT", "MViTConfig", "VARIANTS", "block_specs", "mvitv1_b_16x4", "mvitv2_b_32x3", "mvitv2_s_16x4"]
+__all__ = ["MViT", "MViTConfig", "VARIANTS", "block_specs"]

@@ -1,24 +1,78 @@
-"""A tiny model registry: ``@register_model`` on builder functions, ``create_model``, ``list_models``."""
+"""A tiny model registry: each family registers its variant table (``register_family``); ``create_model``
+builds a variant with options replacing fields of its config; ``list_models`` names them all.
+
+One override rule for every family: a variant is a frozen config dataclass, and every option (``dropout``
+and ``drop_path`` included) replaces the config field of that name (``dataclasses.replace``), its value
+checked against the field's type first and the config's ``__post_init__`` checking ranges after
+(:func:`check_ranges`). An unknown option, a value of the wrong type or out of range is one
+:class:`~vidgrid.errors.ModelError` line naming the model and the option.
+"""
 
 from __future__ import annotations
 
-import inspect
-from typing import Callable
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
 
 from torch import nn
 
-from vidgrid.errors import ConfigError
+from vidgrid.errors import ModelError
+
+
+@dataclass(frozen=True)
+class VariantBuilder:
+    """The builder of one table entry: options replace fields of its config, then the family's model
+    class builds it."""
+
+    name: str
+    config: Any
+    """The variant's frozen config dataclass."""
+    build: Callable[..., nn.Module]
+    """``build(config, num_classes=...)``: the family's model class."""
+
+    def resolve(self, **options: Any) -> Any:
+        """The variant's config with ``options`` replacing its fields (values checked and coerced to the
+        field types: lists become tuples, integers floats where a float is expected)."""
+        hints = typing.get_type_hints(type(self.config))
+        valid = sorted(f.name for f in dataclasses.fields(self.config))
+        values = {}
+        for key, value in options.items():
+            if key not in valid:
+                raise ModelError(f"{self.name}: unknown option '{key}' (valid: {', '.join(valid)})", option=key)
+            try:
+                values[key] = coerce(value, hints[key])
+            except ValueError as e:
+                message = f"{self.name} cannot be built with {key} {value!r}: expected {e}"
+                raise ModelError(message, option=key) from None
+        try:
+            return dataclasses.replace(self.config, **values)
+        except ModelError as e:
+            raise ModelError(f"{self.name} cannot be built with {e}", option=e.option) from None
+
+    def __call__(
+        self, *, num_classes: int, dropout: float | None = None, drop_path: float | None = None, **options: Any
+    ) -> nn.Module:
+        """The model; ``dropout`` / ``drop_path`` (None: the variant's) replace config fields like options."""
+        given = {key: value for key, value in (("dropout", dropout), ("drop_path", drop_path)) if value is not None}
+        return self.build(self.resolve(**options, **given), num_classes=num_classes)
+
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+"""Model name -> ``builder(num_classes=..., dropout=..., drop_path=..., **options)``."""
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register a builder under its function name (``x3d_s``); duplicates are a programming error."""
-    name = fn.__name__
-    if name in _BUILDERS:
-        raise ValueError(f"model {name!r} is already registered")
-    _BUILDERS[name] = fn
-    return fn
+def register_family(table: dict[str, Any], build: Callable[..., nn.Module]) -> None:
+    """Register every entry of ``table`` (name -> frozen config dataclass) as a model built by
+    ``build(config, num_classes=...)``; a name registered twice is a programming error."""
+    for name, config in table.items():
+        if name in _BUILDERS:
+            raise ValueError(f"model {name!r} is already registered")
+        if not dataclasses.is_dataclass(config):
+            raise TypeError(f"model {name!r}: the variant table holds {type(config).__name__}, not a config dataclass")
+    _BUILDERS.update({name: VariantBuilder(name, config, build) for name, config in table.items()})
 
 
 def list_models() -> list[str]:
@@ -26,15 +80,100 @@ def list_models() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def create_model(name: str, num_classes: int = 400, **overrides) -> nn.Module:
-    """Build a registered model; unknown names and options are one-line errors listing the valid ones."""
+def _builder(name: str) -> Callable[..., nn.Module]:
     if name not in _BUILDERS:
-        raise ConfigError(f"unknown model '{name}' (valid: {', '.join(list_models())})")
-    builder = _BUILDERS[name]
-    params = inspect.signature(builder).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        valid = [n for n in params if n != "num_classes"]
-        for key in overrides:
-            if key not in params:
-                raise ConfigError(f"model '{name}' has no option '{key}' (valid: {', '.join(valid)})")
-    return builder(num_classes=num_classes, **overrides)
+        raise ModelError(f"unknown model '{name}' (valid: {', '.join(list_models())})")
+    return _BUILDERS[name]
+
+
+def model_config(name: str, **options: Any) -> Any:
+    """The config of table variant ``name`` with ``options`` replacing its fields."""
+    return _builder(name).resolve(**options)  # type: ignore[attr-defined]
+
+
+def create_model(
+    name: str, num_classes: int = 400, *, dropout: float | None = None, drop_path: float | None = None,
+    **options: Any,
+) -> nn.Module:
+    """Build a registered model; ``dropout`` / ``drop_path`` (None: the variant's) and ``options``
+    replace fields of its config (:meth:`VariantBuilder.resolve`)."""
+    return _builder(name)(num_classes=num_classes, dropout=dropout, drop_path=drop_path, **options)
+
+
+def check_ranges(config: Any, *, positive: tuple[str, ...]) -> None:
+    """Range checks for a family config's ``__post_init__``: each field named in ``positive`` (each entry
+    of a tuple; None passes) is > 0, and ``dropout`` and ``drop_path`` lie in [0, 1)."""
+    for key in positive:
+        value = getattr(config, key)
+        if value is not None and not all(v > 0 for v in (value if isinstance(value, tuple) else (value,))):
+            raise ModelError(f"{key} {value!r}: expected {'values' if isinstance(value, tuple) else 'a value'} > 0",
+                             option=key)
+    for key in ("dropout", "drop_path"):
+        if not 0 <= getattr(config, key) < 1:
+            raise ModelError(f"{key} {getattr(config, key)!r}: expected a rate in [0, 1)", option=key)
+
+
+# --------------------------------------------------------------------------------------------------
+# option values against field types
+
+
+def coerce(value: Any, hint: Any) -> Any:
+    """``value`` as an instance of the type ``hint`` (bool, int, float, str, ``Literal``, tuples, unions);
+    a ValueError saying what was expected when it is not one. Other types pass unchecked."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if value in args and not isinstance(value, bool):
+            return value
+    elif origin in (typing.Union, types.UnionType):
+        for arm in args:
+            try:
+                return coerce(value, arm)
+            except ValueError:
+                pass
+    elif origin is tuple:
+        if isinstance(value, (list, tuple)):
+            if len(args) == 2 and args[1] is Ellipsis:
+                return tuple(coerce(v, args[0]) for v in value)
+            if len(value) == len(args):
+                return tuple(coerce(v, a) for v, a in zip(value, args))
+    elif hint is type(None):
+        if value is None:
+            return None
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value
+    raise ValueError(describe(hint))
+
+
+def describe(hint: Any) -> str:
+    """What a value of type ``hint`` looks like to a user (``a list of 4 integers``)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return _alternatives([repr(a) for a in args])
+    if origin in (typing.Union, types.UnionType):
+        text = _alternatives([describe(a) for a in args if a is not type(None)])
+        return f"{text}, or null" if type(None) in args else text
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list, each {describe(args[0])}"
+        if len(set(args)) == 1:
+            return f"a list of {len(args)}, each {describe(args[0])}"
+        return f"a list of ({'; '.join(describe(a) for a in args)})"
+    names = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string", type(None): "null"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _alternatives(texts: list[str]) -> str:
+    """``a, b or c``."""
+    return texts[0] if len(texts) == 1 else f"{', '.join(texts[:-1])} or {texts[-1]}"

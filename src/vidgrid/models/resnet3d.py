@@ -13,14 +13,14 @@ PyTorchVideo's checkpoints by a key table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidgrid.errors import ConfigError
+from vidgrid.errors import ModelError
 from vidgrid.models.layers import (
     Bottleneck,
     ClassifierHead,
@@ -29,7 +29,7 @@ from vidgrid.models.layers import (
     drop_path_rates,
     init_weights,
 )
-from vidgrid.models.registry import register_model
+from vidgrid.models.registry import check_ranges, register_family
 
 STAGE_DEPTHS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 STAGES = ("res2", "res3", "res4", "res5")
@@ -65,6 +65,17 @@ class ResNet3DConfig:
     nonlocal_form: NonLocalForm = "dot_product"
     """Pairwise function of the non-local blocks: ``dot_product``, the multigrid paper's I3D-NL (§4.4,
     "5 (dot product) non-local blocks"), or ``softmax`` (embedded Gaussian)."""
+    width: int = 64
+    """Base width: stage k has inner width ``width·2^k`` and output width ``4·width·2^k``."""
+    stage_depths: tuple[int, int, int, int] | None = None
+    """Blocks of res2..res5; None: ResNet-``depth``'s (``STAGE_DEPTHS``)."""
+    dropout: float = 0.5
+    """Dropout before the classifier."""
+    drop_path: float = 0.0
+    """Stochastic depth rate of the last block (rising linearly from 0)."""
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("frames", "sampling_rate", "crop", "width", "stage_depths"))
 
 
 @dataclass(frozen=True)
@@ -88,21 +99,51 @@ class SlowFastConfig:
     crop: int = 224
     """Default input crop."""
     slow_kernels: TemporalKernels = field(default=_SLOW)
+    """Temporal kernels of the Slow pathway."""
     fast_kernels: TemporalKernels = field(default=_FAST)
+    """Temporal kernels of the Fast pathway."""
+    width: int = 64
+    """Base width of the Slow pathway (the Fast pathway's is ``width / beta_inv``)."""
+    stage_depths: tuple[int, int, int, int] | None = None
+    """Blocks of res2..res5 in both pathways; None: ResNet-``depth``'s (``STAGE_DEPTHS``)."""
+    dropout: float = 0.5
+    """Dropout before the classifier."""
+    drop_path: float = 0.0
+    """Stochastic depth rate of the last block (rising linearly from 0)."""
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("alpha", "fusion_kernel", "frames", "sampling_rate", "beta_inv", "fusion_ratio",
+                                     "crop", "width", "stage_depths"))
+        if self.width < self.beta_inv:
+            raise ModelError(f"width {self.width}: expected >= beta_inv {self.beta_inv} (the Fast pathway's width is "
+                             "width / beta_inv)", option="width")
+
+
+def blocks_per_stage(cfg: ResNet3DConfig | SlowFastConfig) -> tuple[int, ...]:
+    """Blocks of res2..res5: ``cfg.stage_depths``, or those of ResNet-``cfg.depth``."""
+    return STAGE_DEPTHS[cfg.depth] if cfg.stage_depths is None else cfg.stage_depths
 
 
 RESNET3D_CONFIGS: dict[str, ResNet3DConfig] = {
+    # C2D ResNet-50, 8 frames (2-D kernels, temporal pool after res2)
     "c2d_r50_8x8": ResNet3DConfig(depth=50, kernels=_C2D, temporal_pool=True, frames=8),
+    # I3D ResNet-50, 8 frames (inflated 5×7² conv1 and 3×1² kernels in alternate blocks)
     "i3d_r50_8x8": ResNet3DConfig(depth=50, kernels=_I3D, temporal_pool=True, frames=8),
+    # I3D-NL ResNet-50, 8 frames: I3D with 5 dot-product non-local blocks (2 in res3, 3 in res4);
+    # ``nonlocal_form="softmax"`` selects the embedded-Gaussian form
     "i3d_nl_r50_8x8": ResNet3DConfig(
         depth=50, kernels=_I3D, temporal_pool=True, frames=8, nonlocal_blocks=((), (1, 3), (1, 3, 5), ())
     ),
+    # Slow-only ResNet-50, 8 frames (temporal kernels only in res4 and res5)
     "slow_r50_8x8": ResNet3DConfig(depth=50, kernels=_SLOW, temporal_pool=False, frames=8),
 }
 
 SLOWFAST_CONFIGS: dict[str, SlowFastConfig] = {
+    # SlowFast ResNet-50 4×16: α = 8 (32 Fast frames, 4 Slow), lateral kernel 5
     "slowfast_r50_4x16": SlowFastConfig(depth=50, alpha=8, fusion_kernel=5, frames=32),
+    # SlowFast ResNet-50 8×8: α = 4 (32 Fast frames, 8 Slow), lateral kernel 7
     "slowfast_r50_8x8": SlowFastConfig(depth=50, alpha=4, fusion_kernel=7, frames=32),
+    # SlowFast ResNet-101 8×8: α = 4, lateral kernel 5
     "slowfast_r101_8x8": SlowFastConfig(depth=101, alpha=4, fusion_kernel=5, frames=32),
 }
 
@@ -210,23 +251,22 @@ def pathway_layers(
 class ResNet3D(VideoModel):
     """Single-pathway 3-D ResNet: C2D, I3D (-NL) or Slow, with a global-pool classifier head."""
 
-    def __init__(
-        self, cfg: ResNet3DConfig, *, num_classes: int, dropout: float, drop_path: float, width: int,
-        stage_depths: tuple[int, ...],
-    ) -> None:
+    def __init__(self, cfg: ResNet3DConfig, *, num_classes: int = 400) -> None:
         super().__init__()
         self.default_input = (3, cfg.frames, cfg.crop, cfg.crop)
         self.default_sampling_rate = cfg.sampling_rate
+        self.feature_channels = (32 * cfg.width,)
         self.temporal_pool = cfg.temporal_pool
         if cfg.temporal_pool:
             self.min_frames = self.frames_multiple = 2
+        depths = blocks_per_stage(cfg)
         layers = pathway_layers(
-            width=width, stage_depths=stage_depths, kernels=cfg.kernels, nonlocal_blocks=cfg.nonlocal_blocks,
-            nonlocal_form=cfg.nonlocal_form, drop_paths=drop_path_rates(drop_path, sum(stage_depths)),
+            width=cfg.width, stage_depths=depths, kernels=cfg.kernels, nonlocal_blocks=cfg.nonlocal_blocks,
+            nonlocal_form=cfg.nonlocal_form, drop_paths=drop_path_rates(cfg.drop_path, sum(depths)),
         )
         for name, module in layers.items():
             self.add_module(name, module)
-        self.head = ClassifierHead(32 * width, num_classes, dropout=dropout)
+        self.head = ClassifierHead(32 * cfg.width, num_classes, dropout=cfg.dropout)
         init_weights(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -264,30 +304,28 @@ class SlowFast(VideoModel):
     """SlowFast network. Takes the Fast-rate clip (B, C, T, H, W); the Slow pathway sees T/α of its
     frames (:func:`slow_frame_indices`), the stride-α lateral convolutions match that rate."""
 
-    def __init__(
-        self, cfg: SlowFastConfig, *, num_classes: int, dropout: float, drop_path: float, width: int,
-        stage_depths: tuple[int, ...],
-    ) -> None:
+    def __init__(self, cfg: SlowFastConfig, *, num_classes: int = 400) -> None:
         super().__init__()
         self.default_input = (3, cfg.frames, cfg.crop, cfg.crop)
         self.default_sampling_rate = cfg.sampling_rate
         self.alpha = cfg.alpha
         self.min_frames = self.frames_multiple = cfg.alpha
-        fast_width = width // cfg.beta_inv
+        width, fast_width = cfg.width, cfg.width // cfg.beta_inv
+        self.feature_channels = (32 * width, 32 * fast_width)
         fused = tuple(cfg.fusion_ratio * fast_width * (2 ** (k + 1) if k else 1) for k in range(4))  # 2βC per stage
-        rates = drop_path_rates(drop_path, sum(stage_depths))
+        depths = blocks_per_stage(cfg)
+        rates = drop_path_rates(cfg.drop_path, sum(depths))
         self.slow = nn.ModuleDict(
-            pathway_layers(width=width, stage_depths=stage_depths, kernels=cfg.slow_kernels, extra_in=fused,
-                           drop_paths=rates)
+            pathway_layers(width=width, stage_depths=depths, kernels=cfg.slow_kernels, extra_in=fused, drop_paths=rates)
         )
         self.fast = nn.ModuleDict(
-            pathway_layers(width=fast_width, stage_depths=stage_depths, kernels=cfg.fast_kernels, drop_paths=rates)
+            pathway_layers(width=fast_width, stage_depths=depths, kernels=cfg.fast_kernels, drop_paths=rates)
         )
         self.fuse = nn.ModuleList(
             LateralFusion(c // cfg.fusion_ratio, ratio=cfg.fusion_ratio, kernel_t=cfg.fusion_kernel, alpha=cfg.alpha)
             for c in fused
         )
-        self.head = ClassifierHead(32 * width + 32 * fast_width, num_classes, dropout=dropout)
+        self.head = ClassifierHead(32 * width + 32 * fast_width, num_classes, dropout=cfg.dropout)
         init_weights(self)
 
     def pathway_shapes(self, input_shape: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
@@ -306,94 +344,5 @@ class SlowFast(VideoModel):
         return [slow, fast]  # (B, 32w, T/α, H/32, W/32), (B, 4w, T, H/32, W/32)
 
 
-def _build(
-    name: str,
-    *,
-    num_classes: int,
-    dropout: float | None,
-    drop_path: float | None,
-    width: int | None,
-    stage_depths: tuple[int, int, int, int] | None,
-    nonlocal_form: NonLocalForm | None = None,
-) -> VideoModel:
-    """Build a table variant; ``width`` (base width, 64) and ``stage_depths`` override the size (tiny
-    test models), ``nonlocal_form`` the non-local pairwise function."""
-    cfg = RESNET3D_CONFIGS.get(name) or SLOWFAST_CONFIGS[name]
-    if nonlocal_form is not None:
-        if nonlocal_form not in ("dot_product", "softmax"):
-            raise ConfigError(f"{name}: nonlocal_form '{nonlocal_form}': expected 'dot_product' or 'softmax'")
-        cfg = replace(cfg, nonlocal_form=nonlocal_form)
-    cls = ResNet3D if isinstance(cfg, ResNet3DConfig) else SlowFast
-    return cls(
-        cfg,
-        num_classes=num_classes,
-        dropout=0.5 if dropout is None else dropout,
-        drop_path=0.0 if drop_path is None else drop_path,
-        width=64 if width is None else width,
-        stage_depths=STAGE_DEPTHS[cfg.depth] if stage_depths is None else tuple(stage_depths),
-    )
-
-
-@register_model
-def c2d_r50_8x8(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None,
-    width: int | None = None, stage_depths: tuple[int, int, int, int] | None = None,
-) -> ResNet3D:
-    """C2D ResNet-50, 8 frames (2-D kernels, temporal pool after res2)."""
-    return _build("c2d_r50_8x8", **locals())
-
-
-@register_model
-def i3d_r50_8x8(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None,
-    width: int | None = None, stage_depths: tuple[int, int, int, int] | None = None,
-) -> ResNet3D:
-    """I3D ResNet-50, 8 frames (inflated 5×7² conv1 and 3×1² kernels in alternate blocks)."""
-    return _build("i3d_r50_8x8", **locals())
-
-
-@register_model
-def i3d_nl_r50_8x8(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None,
-    width: int | None = None, stage_depths: tuple[int, int, int, int] | None = None,
-    nonlocal_form: NonLocalForm | None = None,
-) -> ResNet3D:
-    """I3D-NL ResNet-50, 8 frames: I3D with 5 dot-product non-local blocks (2 in res3, 3 in res4);
-    ``nonlocal_form="softmax"`` selects the embedded-Gaussian form."""
-    return _build("i3d_nl_r50_8x8", **locals())
-
-
-@register_model
-def slow_r50_8x8(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None,
-    width: int | None = None, stage_depths: tuple[int, int, int, int] | None = None,
-) -> ResNet3D:
-    """Slow-only ResNet-50, 8 frames (temporal kernels only in res4 and res5)."""
-    return _build("slow_r50_8x8", **locals())
-
-
-@register_model
-def slowfast_r50_4x16(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None,
-    width: int | None = None, stage_depths: tuple[int, int, int, int] | None = None,
-) -> SlowFast:
-    """SlowFast ResNet-50 4×16: α = 8 (32 Fast frames, 4 Slow), lateral kernel 5."""
-    return _build("slowfast_r50_4x16", **locals())
-
-
-@register_model
-def slowfast_r50_8x8(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None,
-    width: int | None = None, stage_depths: tuple[int, int, int, int] | None = None,
-) -> SlowFast:
-    """SlowFast ResNet-50 8×8: α = 4 (32 Fast frames, 8 Slow), lateral kernel 7."""
-    return _build("slowfast_r50_8x8", **locals())
-
-
-@register_model
-def slowfast_r101_8x8(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None,
-    width: int | None = None, stage_depths: tuple[int, int, int, int] | None = None,
-) -> SlowFast:
-    """SlowFast ResNet-101 8×8: α = 4, lateral kernel 5."""
-    return _build("slowfast_r101_8x8", **locals())
+register_family(RESNET3D_CONFIGS, ResNet3D)
+register_family(SLOWFAST_CONFIGS, SlowFast)

@@ -14,7 +14,7 @@ PyTorchVideo's checkpoints by a key table.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
@@ -26,7 +26,7 @@ from vidgrid.models.layers import (
     drop_path_rates,
     init_weights,
 )
-from vidgrid.models.registry import register_model
+from vidgrid.models.registry import check_ranges, register_family
 
 _BASE_DEPTHS = (1, 2, 5, 3)
 """Blocks of res2..res5 in the X2D base network (X3D paper Table 1), before γ_d."""
@@ -53,13 +53,26 @@ class X3DConfig:
     """Stem width before γ_w."""
     dim_c5: int = 2048
     """Width of the ``lin5`` layer in the head."""
+    dropout: float = 0.5
+    """Dropout before the classifier."""
+    drop_path: float = 0.0
+    """Stochastic depth rate of the last block (rising linearly from 0)."""
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("width_factor", "depth_factor", "frames", "crop", "sampling_rate",
+                                     "bottleneck_factor", "dim_c1", "dim_c5"))
 
 
 X3D_CONFIGS: dict[str, X3DConfig] = {
+    # X3D-XS (4×160²)
     "x3d_xs": X3DConfig(width_factor=2.0, depth_factor=2.2, frames=4, crop=160, sampling_rate=12),
+    # X3D-S (13×160²)
     "x3d_s": X3DConfig(width_factor=2.0, depth_factor=2.2, frames=13, crop=160, sampling_rate=6),
+    # X3D-M (16×224²)
     "x3d_m": X3DConfig(width_factor=2.0, depth_factor=2.2, frames=16, crop=224, sampling_rate=5),
+    # X3D-L (16×312²)
     "x3d_l": X3DConfig(width_factor=2.0, depth_factor=5.0, frames=16, crop=312, sampling_rate=5),
+    # X3D-XL (16×312²)
     "x3d_xl": X3DConfig(width_factor=2.9, depth_factor=5.0, frames=16, crop=312, sampling_rate=5),
 }
 
@@ -122,12 +135,13 @@ class X3DHead(ClassifierHead):
 class X3D(VideoModel):
     """X3D network: stem, res2..res5 of separable bottlenecks (spatial stride 2 each), conv5, head."""
 
-    def __init__(self, cfg: X3DConfig, *, num_classes: int, dropout: float, drop_path: float) -> None:
+    def __init__(self, cfg: X3DConfig, *, num_classes: int = 400) -> None:
         super().__init__()
         self.default_input = (3, cfg.frames, cfg.crop, cfg.crop)
         self.default_sampling_rate = cfg.sampling_rate
         dim_stem, outs, inners, depths = stage_widths(cfg)
-        rates = iter(drop_path_rates(drop_path, sum(depths)))
+        self.feature_channels = (inners[-1],)
+        rates = iter(drop_path_rates(cfg.drop_path, sum(depths)))
 
         self.stem = X3DStem(3, dim_stem)
         dim_in = dim_stem
@@ -146,7 +160,7 @@ class X3D(VideoModel):
         self.conv5 = nn.Conv3d(dim_in, inners[-1], 1, bias=False)
         self.conv5_bn = bn3d(inners[-1])
         self.conv5_relu = nn.ReLU(inplace=True)
-        self.head = X3DHead(inners[-1], cfg.dim_c5, num_classes, dropout=dropout)
+        self.head = X3DHead(inners[-1], cfg.dim_c5, num_classes, dropout=cfg.dropout)
         init_weights(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -155,69 +169,4 @@ class X3D(VideoModel):
         return self.conv5_relu(self.conv5_bn(self.conv5(x)))
 
 
-def _x3d(
-    name: str,
-    *,
-    num_classes: int,
-    dropout: float | None,
-    drop_path: float | None,
-    width_factor: float | None,
-    depth_factor: float | None,
-) -> X3D:
-    """Build a table variant; ``width_factor``/``depth_factor`` replace γ_w/γ_d (tiny test models)."""
-    cfg = X3D_CONFIGS[name]
-    if width_factor is not None:
-        cfg = replace(cfg, width_factor=width_factor)
-    if depth_factor is not None:
-        cfg = replace(cfg, depth_factor=depth_factor)
-    return X3D(
-        cfg,
-        num_classes=num_classes,
-        dropout=0.5 if dropout is None else dropout,
-        drop_path=0.0 if drop_path is None else drop_path,
-    )
-
-
-@register_model
-def x3d_xs(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None,
-    width_factor: float | None = None, depth_factor: float | None = None,
-) -> X3D:
-    """X3D-XS (4×160²)."""
-    return _x3d("x3d_xs", **locals())
-
-
-@register_model
-def x3d_s(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None,
-    width_factor: float | None = None, depth_factor: float | None = None,
-) -> X3D:
-    """X3D-S (13×160²)."""
-    return _x3d("x3d_s", **locals())
-
-
-@register_model
-def x3d_m(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None,
-    width_factor: float | None = None, depth_factor: float | None = None,
-) -> X3D:
-    """X3D-M (16×224²)."""
-    return _x3d("x3d_m", **locals())
-
-
-@register_model
-def x3d_l(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None,
-    width_factor: float | None = None, depth_factor: float | None = None,
-) -> X3D:
-    """X3D-L (16×312²)."""
-    return _x3d("x3d_l", **locals())
-
-
-@register_model
-def x3d_xl(
-    *, num_classes: int = 400, dropout: float | None = None, drop_path: float | None = None,
-    width_factor: float | None = None, depth_factor: float | None = None,
-) -> X3D:
-    """X3D-XL (16×312²)."""
-    return _x3d("x3d_xl", **locals())
+register_family(X3D_CONFIGS, X3D)
