@@ -329,73 +329,87 @@ def _merge(obj: Any, tree: dict[str, Any], *, where: str, prefix: str) -> None:
 
 def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
     """``value`` converted to the annotated type ``hint``, or a ConfigError naming ``key``."""
+    try:
+        return coerce(value, hint)
+    except ValueError as e:
+        raise ConfigError(f"{where}: '{key}' = {value!r}: expected {e}") from None
+
+
+def coerce(value: Any, hint: Any) -> Any:
+    """``value`` as an instance of the type ``hint`` (bool, int, float, str, ``Literal``, lists, tuples,
+    dicts, unions), as YAML gives it: integers where a float is expected, lists for tuples, ``5e-5``
+    read as a string. A ValueError says what was expected; other types pass unchecked."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    bad = ConfigError(f"{where}: '{key}' = {value!r}: expected {_describe(hint)}")
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, arg, key, where)
-            except ConfigError:
-                pass
-        raise bad
-    if origin is Literal:
-        if value in args:
+        for arm in (a for a in args if a is not type(None)):
+            with contextlib.suppress(ValueError):
+                return coerce(value, arm)
+    elif origin is Literal:
+        if value in args and not isinstance(value, bool):  # True == 1
             return value
-        raise ConfigError(f"{where}: '{key}' = {value!r}: expected one of {', '.join(map(repr, args))}")
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise bad
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise bad
-            return tuple(_coerce(v, a, key, where) for v, a in zip(value, args))
-        item = args[0] if args else Any
-        out = [_coerce(v, item, key, where) for v in value]
-        return tuple(out) if origin is tuple else out
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise bad
-        return dict(value)
-    if hint is Any:
-        return value
-    if hint is bool:
+    elif origin in (list, tuple):
+        if isinstance(value, (list, tuple)):
+            if origin is tuple and args and args[-1] is not Ellipsis:
+                if len(value) == len(args):
+                    return tuple(coerce(v, a) for v, a in zip(value, args))
+            else:
+                items = [coerce(v, args[0] if args else Any) for v in value]
+                return tuple(items) if origin is tuple else items
+    elif origin is dict or hint is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    elif hint is type(None):
+        if value is None:
+            return None
+    elif hint is bool:
         if isinstance(value, bool):
             return value
-        raise bad
-    if hint is int:
+    elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise bad
-    if hint is float:
-        number = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as a string
-            with contextlib.suppress(ValueError):
-                number = float(value)
-        if number is None:
-            raise bad
-        if not math.isfinite(number):
-            raise ConfigError(f"{where}: '{key}' = {value!r}: expected a finite number")
-        return number
-    if hint is str:
+    elif hint is float:
+        return _finite_number(value)
+    elif hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        raise bad
-    raise bad
+    else:
+        return value
+    raise ValueError(describe(hint))
 
 
-def _describe(hint: Any) -> str:
+def _finite_number(value: Any) -> float:
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as a string
+        with contextlib.suppress(ValueError):
+            number = float(value)
+    if number is None:
+        raise ValueError(describe(float))
+    if not math.isfinite(number):
+        raise ValueError("a finite number")
+    return number
+
+
+def describe(hint: Any) -> str:
+    """What a value of type ``hint`` looks like to a user (``a list of 4, each an integer``)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return f"one of {', '.join(map(repr, args))}"
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in args)
+        texts = [describe(a) for a in args if a is not type(None)]
+        text = texts[0] if len(texts) == 1 else f"{', '.join(texts[:-1])} or {texts[-1]}"
+        return f"{text}, or null" if type(None) in args else text
     if origin in (list, tuple):
-        return f"a list of {_describe(args[0]) if args else 'values'}"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}.get(
-        hint, getattr(hint, "__name__", str(hint))
-    )
+        if not args or args[-1] is Ellipsis or origin is list:
+            return f"a list, each {describe(args[0])}" if args else "a list"
+        if len(set(args)) == 1:
+            return f"a list of {len(args)}, each {describe(args[0])}"
+        return f"a list of ({'; '.join(describe(a) for a in args)})"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null", dict: "a mapping"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def validate(cfg: Config) -> None:

@@ -3,14 +3,11 @@ the field types; unknown options and wrong types are one-line errors naming the 
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-from pathlib import Path
 
 import pytest
 import torch
 
-import vidgrid.models
 from vidgrid.errors import ModelError
 from vidgrid.models import create_model, list_models, model_config, register_family
 from vidgrid.models.mvit import VARIANTS
@@ -38,13 +35,13 @@ def test_unknown_option_lists_the_fields_sorted(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "options", "message"),
     [
-        ("x3d_xs", {"width_factor": "abc"}, "x3d_xs cannot be built with width_factor 'abc': expected a finite"),
+        ("x3d_xs", {"width_factor": "abc"}, "x3d_xs cannot be built with width_factor 'abc': expected a number"),
         ("x3d_xs", {"frames": 4.5}, "x3d_xs cannot be built with frames 4.5: expected an integer"),
         ("x3d_xs", {"frames": True}, "x3d_xs cannot be built with frames True: expected an integer"),
         ("slow_r50_8x8", {"stage_depths": [1, 1]}, "stage_depths [1, 1]: expected a list of 4, each an integer, or"),
         ("slow_r50_8x8", {"temporal_pool": "yes"}, "temporal_pool 'yes': expected true or false"),
-        ("i3d_nl_r50_8x8", {"nonlocal_form": "gaussian"}, "nonlocal_form 'gaussian': expected 'dot_product' or"),
-        ("mvitv2_s_16x4", {"norm": "middle"}, "norm 'middle': expected 'pre', 'post' or 'sandwich'"),
+        ("i3d_nl_r50_8x8", {"nonlocal_form": "gaussian"}, "nonlocal_form 'gaussian': expected one of 'dot_product', 'softmax'"),
+        ("mvitv2_s_16x4", {"norm": "middle"}, "norm 'middle': expected one of 'pre', 'post', 'sandwich'"),
         ("mvitv2_s_16x4", {"depths": []}, "mvitv2_s_16x4 cannot be built with depths (): expected one or more"),
         ("mvitv2_s_16x4", {"embed_dim": 10, "num_heads": 4}, "embed_dim 10: not divisible by num_heads 4"),
         ("c2d_r50_8x8", {"width": 0}, "c2d_r50_8x8 cannot be built with width 0: expected a value > 0"),
@@ -96,25 +93,3 @@ def test_builder_only_knobs_are_config_fields_with_the_old_defaults() -> None:
 def test_a_name_registered_twice_is_refused() -> None:
     with pytest.raises(ValueError, match="'x3d_xs' is already registered"):
         register_family({"x3d_xs": X3D_CONFIGS["x3d_xs"]}, X3D)
-
-
-def _imports(path: Path, package: str) -> set[str]:
-    """The ``vidgrid.models`` modules a file imports, at top level or inside functions."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-        elif isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-    return {n for n in names if n.startswith(package + ".")}
-
-
-def test_models_modules_import_each_other_without_cycles() -> None:
-    folder = Path(vidgrid.models.__file__).parent
-    modules = {f"vidgrid.models.{p.stem}": p for p in folder.glob("*.py") if p.stem != "__init__"}
-    graph = {m: _imports(p, "vidgrid.models") & set(modules) for m, p in modules.items()}
-
-    def reaches(start: str, target: str, seen: set[str]) -> bool:
-        return any(n == target or (n not in seen and reaches(n, target, seen | {n})) for n in graph[start])
-
-    assert [m for m in sorted(graph) if reaches(m, m, set())] == []

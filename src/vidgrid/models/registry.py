@@ -11,14 +11,13 @@ checked against the field's type first and the config's ``__post_init__`` checki
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 from torch import nn
 
+from vidgrid.config import coerce
 from vidgrid.errors import ModelError
 
 
@@ -111,69 +110,3 @@ def check_ranges(config: Any, *, positive: tuple[str, ...]) -> None:
     for key in ("dropout", "drop_path"):
         if not 0 <= getattr(config, key) < 1:
             raise ModelError(f"{key} {getattr(config, key)!r}: expected a rate in [0, 1)", option=key)
-
-
-# --------------------------------------------------------------------------------------------------
-# option values against field types
-
-
-def coerce(value: Any, hint: Any) -> Any:
-    """``value`` as an instance of the type ``hint`` (bool, int, float, str, ``Literal``, tuples, unions);
-    a ValueError saying what was expected when it is not one. Other types pass unchecked."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Literal:
-        if value in args and not isinstance(value, bool):
-            return value
-    elif origin in (typing.Union, types.UnionType):
-        for arm in args:
-            try:
-                return coerce(value, arm)
-            except ValueError:
-                pass
-    elif origin is tuple:
-        if isinstance(value, (list, tuple)):
-            if len(args) == 2 and args[1] is Ellipsis:
-                return tuple(coerce(v, args[0]) for v in value)
-            if len(value) == len(args):
-                return tuple(coerce(v, a) for v, a in zip(value, args))
-    elif hint is type(None):
-        if value is None:
-            return None
-    elif hint is bool:
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-    elif hint is str:
-        if isinstance(value, str):
-            return value
-    else:
-        return value
-    raise ValueError(describe(hint))
-
-
-def describe(hint: Any) -> str:
-    """What a value of type ``hint`` looks like to a user (``a list of 4 integers``)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Literal:
-        return _alternatives([repr(a) for a in args])
-    if origin in (typing.Union, types.UnionType):
-        text = _alternatives([describe(a) for a in args if a is not type(None)])
-        return f"{text}, or null" if type(None) in args else text
-    if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list, each {describe(args[0])}"
-        if len(set(args)) == 1:
-            return f"a list of {len(args)}, each {describe(args[0])}"
-        return f"a list of ({'; '.join(describe(a) for a in args)})"
-    names = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string", type(None): "null"}
-    return names.get(hint, getattr(hint, "__name__", str(hint)))
-
-
-def _alternatives(texts: list[str]) -> str:
-    """``a, b or c``."""
-    return texts[0] if len(texts) == 1 else f"{', '.join(texts[:-1])} or {texts[-1]}"
