@@ -24,7 +24,7 @@ def write(path: Path, text: str) -> Path:
 @pytest.fixture
 def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Formats registered by a test disappear with it."""
-    monkeypatch.setattr(registry, "_FORMATS", dict(registry._FORMATS))
+    monkeypatch.setattr(registry, "FORMATS", registry.FORMATS.copy())
 
 
 def read_tsv(path: Path, root: Path, class_file: Path | None) -> tuple[list[Sample], list[str]]:
@@ -150,7 +150,7 @@ def test_the_detectors_are_asked_from_the_highest_priority_down(tmp_path: Path, 
 
 
 def test_nothing_recognises_the_source(tmp_path: Path, scratch_registry: None) -> None:
-    registry._FORMATS.pop("kinetics")
+    registry.FORMATS.pop("kinetics")
     others = ", ".join(formats.annotation_formats())
     with pytest.raises(DataError, match=rf"train\.txt: cannot tell the annotation format; set 'data\.format' to one of {others}$"):
         load_annotations(write(tmp_path / "train.txt", "a.mp4 0\n"))

@@ -53,7 +53,7 @@ class Parity(Task):
 
 @pytest.fixture
 def parity(monkeypatch):
-    monkeypatch.setattr(base, "_TASKS", dict(base._TASKS))  # registered for this test only
+    monkeypatch.setattr(base, "TASKS", base.TASKS.copy())  # registered for this test only
     register_task(Parity)
 
 

@@ -110,7 +110,7 @@ def test_report_multilabel_has_map_and_no_confusion(tmp_path):
 @pytest.fixture
 def colour_run(tmp_path, monkeypatch):
     """Six 32×32 H.264 videos (two per colour), a val list, and a checkpoint of ColourNet."""
-    monkeypatch.setitem(registry._BUILDERS, "colour_net", ColourNet)
+    monkeypatch.setitem(registry.MODELS, "colour_net", ColourNet)
     data = tmp_path / "data"
     data.mkdir()
     lines = []

@@ -19,6 +19,7 @@ from torch import nn
 
 from vidgrid.config import coerce
 from vidgrid.errors import ModelError
+from vidgrid.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,9 @@ class VariantBuilder:
         return self.build(self.resolve(**options, **given), num_classes=num_classes)
 
 
-_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+MODELS: Registry[Callable[..., nn.Module]] = Registry(
+    "model", lambda name, valid: ModelError(f"unknown model '{name}' (valid: {', '.join(valid)})")
+)
 """Model name -> ``builder(num_classes=..., dropout=..., drop_path=..., **options)``."""
 
 
@@ -67,22 +70,18 @@ def register_family(table: dict[str, Any], build: Callable[..., nn.Module]) -> N
     """Register every entry of ``table`` (name -> frozen config dataclass) as a model built by
     ``build(config, num_classes=...)``; a name registered twice is a programming error."""
     for name, config in table.items():
-        if name in _BUILDERS:
-            raise ValueError(f"model {name!r} is already registered")
         if not dataclasses.is_dataclass(config):
             raise TypeError(f"model {name!r}: the variant table holds {type(config).__name__}, not a config dataclass")
-    _BUILDERS.update({name: VariantBuilder(name, config, build) for name, config in table.items()})
+        MODELS.register(name, VariantBuilder(name, config, build))
 
 
 def list_models() -> list[str]:
     """Names of all registered models, sorted."""
-    return sorted(_BUILDERS)
+    return MODELS.names()
 
 
 def _builder(name: str) -> Callable[..., nn.Module]:
-    if name not in _BUILDERS:
-        raise ModelError(f"unknown model '{name}' (valid: {', '.join(list_models())})")
-    return _BUILDERS[name]
+    return MODELS.lookup(name)
 
 
 def model_config(name: str, **options: Any) -> Any:

@@ -31,6 +31,7 @@ from torch import nn
 
 from vidgrid.data.annotations import Annotations, Sample
 from vidgrid.errors import ConfigError
+from vidgrid.registry import Registry
 
 
 class Task:
@@ -105,26 +106,23 @@ class Task:
         raise NotImplementedError
 
 
-_TASKS: dict[str, type[Task]] = {}
+TASKS: Registry[type[Task]] = Registry(
+    "task", lambda name, valid: ConfigError(f"'task.name' = {name!r}: expected one of {', '.join(valid)}")
+)
 
 
 def register_task(cls: type[Task]) -> type[Task]:
     """Class decorator: make ``cls`` available as ``task.name = cls.name``."""
-    if cls.name in _TASKS:
-        raise ValueError(f"task {cls.name!r} is already registered")
-    _TASKS[cls.name] = cls
-    return cls
+    return TASKS.register(cls.name, cls)
 
 
 def list_tasks() -> list[str]:
-    return sorted(_TASKS)
+    return TASKS.names()
 
 
 def task_class(name: str) -> type[Task]:
     """The registered task ``name``; an unknown one is a ConfigError naming ``task.name`` and the valid names."""
-    if name not in _TASKS:
-        raise ConfigError(f"'task.name' = {name!r}: expected one of {', '.join(list_tasks())}")
-    return _TASKS[name]
+    return TASKS.lookup(name)
 
 
 def task_for(name: str, annotations: Annotations) -> Task:

@@ -14,6 +14,7 @@ from typing import Callable, Literal
 
 from vidgrid.data.formats.records import Sample
 from vidgrid.errors import ConfigError, DataError
+from vidgrid.registry import Registry
 
 AUTO = "auto"
 """The ``format`` value that lets the detectors decide."""
@@ -59,40 +60,40 @@ class AnnotationFormat:
         return path if self.class_file_required or path.is_file() else None
 
 
-_FORMATS: dict[str, AnnotationFormat] = {}
+FORMATS: Registry[AnnotationFormat] = Registry(
+    "annotation format",
+    lambda name, valid: UnknownFormatError(
+        f"'data.format' = {name!r}: unknown annotation format, expected one of {', '.join([AUTO, *valid])}"
+    ),
+)
 
 
 def register_format(fmt: AnnotationFormat) -> AnnotationFormat:
     """Add ``fmt`` to the registry; a second format of the same name is a programming error."""
     if fmt.name == AUTO:
         raise ValueError(f"{AUTO!r} is not a format name: it lets the detectors decide")
-    if fmt.name in _FORMATS:
-        raise ValueError(f"annotation format {fmt.name!r} is already registered")
-    _FORMATS[fmt.name] = fmt
-    return fmt
+    return FORMATS.register(fmt.name, fmt)
 
 
 def annotation_formats() -> list[str]:
     """Names of the registered formats, sorted (``auto`` is not one of them)."""
-    return sorted(_FORMATS)
+    return FORMATS.names()
 
 
 def check_format(name: str) -> None:
     """Raise a one-line error naming ``data.format`` unless ``name`` is ``auto`` or a registered format."""
-    if name != AUTO and name not in _FORMATS:
-        valid = ", ".join([AUTO, *annotation_formats()])
-        raise UnknownFormatError(f"'data.format' = {name!r}: unknown annotation format, expected one of {valid}")
+    if name != AUTO:
+        FORMATS.lookup(name)
 
 
 def get_format(name: str) -> AnnotationFormat:
     """The registered format called ``name`` (not ``auto``: resolve that with :func:`detect_format`)."""
-    check_format(name)
-    return _FORMATS[name]
+    return FORMATS.lookup(name)
 
 
 def detect_format(source: Path) -> str:
     """The name of the format whose detector, asked from the highest priority down, recognises ``source``."""
-    for fmt in sorted(_FORMATS.values(), key=lambda f: (-f.priority, f.name)):
+    for fmt in sorted(FORMATS.values(), key=lambda f: (-f.priority, f.name)):
         if fmt.detects(source):
             return fmt.name
     valid = ", ".join(annotation_formats())
