@@ -23,11 +23,11 @@ def test_groups_hold_at_least_a_base_group_with_the_fewest_processes(world: int)
         assert ranks == list(range(world)) and world % g.processes == 0
         assert all(len(group) == g.processes for group in g.process_groups(world))
         if clips >= 8:  # groups within a process, of 8 to 15 clips; never across processes
-            assert g.processes == 1 and g.local_groups == clips // 8 and 8 <= g.clips_per_group(clips) < 16
+            assert g.processes == 1 and g.local_groups == clips // 8 and 8 <= clips * g.processes // g.local_groups < 16
         elif clips * world < 8:  # the whole world holds less than one group
             assert g == BNGrouping(local_groups=1, processes=world)
         else:  # the smallest group of processes that divides the world and holds 8 clips
-            assert g.local_groups == 1 and g.clips_per_group(clips) >= 8
+            assert g.local_groups == 1 and clips * g.processes // g.local_groups >= 8
             assert not any(world % k == 0 and k * clips >= 8 for k in range(1, g.processes))
 
 

@@ -49,10 +49,6 @@ class BNGrouping:
         """The ranks of each group of processes: ``[[0, 1], [2, 3], ...]``."""
         return [list(range(start, start + self.processes)) for start in range(0, world_size, self.processes)]
 
-    def clips_per_group(self, per_process_clips: int) -> int:
-        """Clips whose statistics one BN group pools."""
-        return per_process_clips * self.processes // self.local_groups
-
 
 def bn_grouping(per_process_clips: int, *, world_size: int, bn_base_size: int) -> BNGrouping:
     """The grouping of a long-cycle batch of ``per_process_clips`` clips on each of ``world_size``
