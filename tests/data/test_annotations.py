@@ -212,3 +212,4 @@ def test_write_charades_round_trip(tmp_path: Path) -> None:
     write_annotations(tmp_path / "out.csv", ann)
     again = load_annotations(tmp_path / "out.csv")
     assert again.samples == ann.samples and again.multi_label and again.num_classes == 157
+    assert (tmp_path / "out.csv").read_text() == "id,actions\nsub/A0,c001 0.50 1.50;c003 1.00 2.00\n"  # Charades' own layout
