@@ -196,8 +196,11 @@ def test_write_annotations_round_trip(tmp_path: Path) -> None:
     write_annotations(tmp_path / "out" / "clean.csv", ann)
     again = load_annotations(tmp_path / "out" / "clean.csv")
     assert again.samples == ann.samples and again.classes == ann.classes and again.meta == ann.meta
+    assert (tmp_path / "out" / "clean.csv").read_text() == f"{(tmp_path / 'src' / 'a.mp4').resolve()},1\n/abs/b.mp4,0\n"
     write_annotations(tmp_path / "src" / "clean.txt", ann)  # beside the source: same classes.txt is fine
     assert load_annotations(tmp_path / "src" / "clean.txt").samples == ann.samples
+    # a .txt list is space separated, and its paths are relative to its folder where they can be
+    assert (tmp_path / "src" / "clean.txt").read_text() == "a.mp4 1\n/abs/b.mp4 0\n"
     write(tmp_path / "other" / "classes.txt", "x\n")
     with pytest.raises(DataError, match="already exists with different content"):
         write_annotations(tmp_path / "other" / "clean.txt", ann)
@@ -209,3 +212,4 @@ def test_write_charades_round_trip(tmp_path: Path) -> None:
     write_annotations(tmp_path / "out.csv", ann)
     again = load_annotations(tmp_path / "out.csv")
     assert again.samples == ann.samples and again.multi_label and again.num_classes == 157
+    assert (tmp_path / "out.csv").read_text() == "id,actions\nsub/A0,c001 0.50 1.50;c003 1.00 2.00\n"  # Charades' own layout

@@ -104,9 +104,12 @@ def test_flip_can_be_switched_off(tmp_path: Path) -> None:
 
 def test_rand_augment_and_multi_label_targets(index_video: Path) -> None:
     annotations = Annotations([Sample(index_video, -1, (0, 2))], ["a", "b", "c"], multi_label=True)
-    data = VideoClipDataset(annotations, target=MultiLabelClassification(["a", "b", "c"]).target, **BASE, rand_augment=(2, 9))
+    target_of = MultiLabelClassification(["a", "b", "c"]).target
+    data = VideoClipDataset(annotations, target=target_of, **BASE, rand_augment=(2, 9))
     clip, target, _ = data[(0, ClipShape(4, 16))]
     assert clip.shape == (3, 4, 16, 16)
+    plain = VideoClipDataset(annotations, target=target_of, **BASE)[(0, ClipShape(4, 16))][0]  # same draws, no RandAugment
+    assert not torch.equal(clip, plain)
     assert target.tolist() == [1.0, 0.0, 1.0] and target.dtype == torch.float32
 
 

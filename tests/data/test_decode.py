@@ -21,7 +21,6 @@ def test_probe(make_index_video) -> None:
     info = probe_video(path)
     assert (info.num_frames, info.fps, info.width, info.height) == (45, 15.0, 32, 32)
     assert info.duration == pytest.approx(3.0, abs=0.07)
-    assert info.path == path
 
 
 @pytest.mark.parametrize("keyint", [None, 8])
@@ -144,9 +143,9 @@ def test_index_past_the_end_is_reported(tmp_path: Path) -> None:
 
 
 def test_bad_arguments(index_video: Path) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^decode_frames needs at least one index$"):
         decode_frames(index_video, [])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^negative frame index -1$"):
         decode_frames(index_video, [-1])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^frames must be uint8 \(T, H, W, 3\), got uint8 \(2, 8, 8\)$"):
         write_video(index_video, np.zeros((2, 8, 8), np.uint8), 10)

@@ -17,7 +17,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from vidgrid.cli import main
 from vidgrid.config import config_to_dict, load_config
 from vidgrid.data.encode import write_video
-from vidgrid.engine.device import normalize_clip
 from vidgrid.engine.evaluate import ViewScores, collect_scores, report, score_views
 from vidgrid.models import registry
 from vidgrid.tasks.classification import Classification
@@ -52,14 +51,19 @@ def test_multiview_average_is_mean_of_per_view_softmax():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 2 * 4 * 4, 5))
     views = torch.randint(0, 256, (2, 6, 3, 2, 4, 4), dtype=torch.uint8)  # (B, V, C, T, H, W)
-    got = score_views(model, views, Classification(list("abcde")), mean=MEAN, std=STD, clips_per_forward=4)
-    per_view = torch.stack([torch.softmax(model(normalize_clip(views[:, v], MEAN, STD)), -1) for v in range(6)], 1)
-    assert torch.allclose(got, per_view.mean(1), atol=1e-6)
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)  # per channel, so a channel mix-up shows
+
+    def standardised(view: torch.Tensor) -> torch.Tensor:  # pixels scaled to [0, 1], then per channel
+        return (view.float() / 255 - torch.tensor(mean).view(3, 1, 1, 1)) / torch.tensor(std).view(3, 1, 1, 1)
+
+    got = score_views(model, views, Classification(list("abcde")), mean=mean, std=std, clips_per_forward=4)
+    per_view = torch.stack([torch.softmax(model(standardised(views[:, v])), -1) for v in range(6)], 1)
+    assert torch.allclose(got, per_view.mean(1), atol=1e-5)
     assert torch.allclose(got.sum(1), torch.ones(2))
     # multi-label (Charades): max over views of the per-class sigmoid
-    multi = score_views(model, views, MultiLabelClassification(list("abcde")), mean=MEAN, std=STD)
-    sig = torch.stack([torch.sigmoid(model(normalize_clip(views[:, v], MEAN, STD))) for v in range(6)], 1)
-    assert torch.allclose(multi, sig.amax(1), atol=1e-6)
+    multi = score_views(model, views, MultiLabelClassification(list("abcde")), mean=mean, std=std)
+    sig = torch.stack([torch.sigmoid(model(standardised(views[:, v]))) for v in range(6)], 1)
+    assert torch.allclose(multi, sig.amax(1), atol=1e-5)
 
 
 def _coloured_views(labels: list[int], views: int = 2) -> torch.Tensor:

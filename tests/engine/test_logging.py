@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from vidgrid.engine import logging as logging_module
 from vidgrid.engine.logging import (
     MetricsLogger,
     Progress,
@@ -33,23 +34,32 @@ def test_progress_plain_stream_prints_lines():
     assert format_duration(3725) == "1:02:05" and format_duration(65) == "1:05"
 
 
-def test_metrics_logger_resume_and_plots(tmp_path):
+def test_metrics_logger_resume_and_plots(tmp_path, monkeypatch):
+    clock = [1000.0]  # the logger's wall clock: 10 s per iteration
+    monkeypatch.setattr(logging_module.time, "perf_counter", lambda: clock[0])
     with MetricsLogger(tmp_path, tensorboard=True) as log:
         for it in range(1, 6):
+            clock[0] = 1000.0 + 10 * it
             log.log("train", iteration=it, epoch=it / 5, loss=2.0 / it, lr=0.1 * it, clips_per_s=10.0)
         log.log("val", iteration=5, epoch=1, top1=0.5, top5=0.9)
+        clock[0] = 1060.0
         log.log("train", iteration=6, epoch=1.2, loss=0.3, lr=0.5)
     assert any((tmp_path / "tb").iterdir())
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["split"] for r in records] == ["train"] * 5 + ["val", "train"]
-    assert records[5]["top1"] == 0.5 and records[0]["wall_s"] >= 0
+    assert records[5]["top1"] == 0.5
+    assert [r["wall_s"] for r in records] == [10.0, 20.0, 30.0, 40.0, 50.0, 50.0, 60.0]  # since the logger started
 
-    # resume from the checkpoint at iteration 5: the record of iteration 6 is dropped
+    # resume from the checkpoint at iteration 5: the record of iteration 6 is dropped, and the wall
+    # clock continues from the last kept record (50 s), not from the dropped one (60 s) or from 0
+    clock[0] = 5000.0
     with MetricsLogger(tmp_path, tensorboard=False, resume_iteration=5) as log:
-        assert log.wall_s >= records[5]["wall_s"]
+        clock[0] = 5003.0
         log.log("train", iteration=6, epoch=1.2, loss=0.25, lr=0.5)
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["iteration"] for r in records] == [1, 2, 3, 4, 5, 5, 6] and records[-1]["loss"] == 0.25
+    assert records[-1]["wall_s"] == 53.0
+    monkeypatch.undo()
 
     written = plot_run(tmp_path, metrics=["top1", "top5"])
     assert sorted(p.name for p in written) == ["accuracy.png", "loss.png", "lr.png"]

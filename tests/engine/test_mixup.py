@@ -21,6 +21,7 @@ def _batch(b=6, t=3, s=16):
 def test_targets_sum_to_one_and_match_lambda(mode):
     mixer = Mixer(FOUR, mixup_alpha=0.8 if mode == "mixup" else 0.0,
                   cutmix_alpha=1.0 if mode == "cutmix" else 0.0, label_smoothing=0.1, seed=3)
+    checked = 0  # batches whose mixing the branch below verified
     for _ in range(20):
         clips, targets = _batch()
         out = mixer(clips, targets)
@@ -33,14 +34,17 @@ def test_targets_sum_to_one_and_match_lambda(mode):
             if out.lam < 0.999:
                 j = ((out.clips[:, 0, 0, 0, 0] - out.lam * clips[:, 0, 0, 0, 0]) / (1 - out.lam)).round().long()
                 assert torch.allclose(out.targets, out.lam * soft + (1 - out.lam) * soft[j], atol=1e-4)
+                checked += 1
         else:
             # fraction of pixels (per clip, same box in every frame) still equal to the clip itself
             kept = (out.clips == clips).float().mean(dim=(1, 2, 3, 4))
             moved = kept < 1  # clips whose partner is themselves keep everything
             if moved.any():
                 assert kept[moved].tolist() == pytest.approx([out.lam] * int(moved.sum()), abs=1e-6)
+                checked += 1
             same_box = (out.clips[:, :, :1] == out.clips).all()
             assert same_box
+    assert checked == 20  # this rng mixes all 20 batches (λ from 0.007 to 0.992): none passed unchecked
 
 
 def test_cutmix_box_area_and_frames():
@@ -51,11 +55,17 @@ def test_cutmix_box_area_and_frames():
 
 
 def test_multilabel_mix_and_no_mixing():
-    mixer = Mixer(MultiLabelClassification(["a", "b", "c"]), mixup_alpha=0.8, seed=0)
-    clips = torch.randn(4, 3, 2, 8, 8)
+    mixer = Mixer(MultiLabelClassification(["a", "b", "c"]), mixup_alpha=0.8, label_smoothing=0.2, seed=0)
+    clips, _ = _batch(b=4, t=2, s=8)
     targets = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]])
     out = mixer(clips, targets)
-    assert out.targets.shape == (4, 3) and (out.targets >= 0).all() and (out.targets <= 1).all()
+    # constant clip i mixed with j: recover j, then each class mixes as λ·y_i + (1-λ)·y_j of the
+    # per-class smoothed targets y·(1-ε) + ε/2
+    assert out.mode == "mixup" and out.lam < 0.999
+    j = ((out.clips[:, 0, 0, 0, 0] - out.lam * clips[:, 0, 0, 0, 0]) / (1 - out.lam)).round().long()
+    assert sorted(j.tolist()) == [0, 1, 2, 3] and j.tolist() != [0, 1, 2, 3]
+    smoothed = targets * 0.8 + 0.1
+    assert torch.allclose(out.targets, out.lam * smoothed + (1 - out.lam) * smoothed[j], atol=1e-5)
     plain = Mixer(Classification(["a", "b", "c"]))
     res = plain(clips, torch.tensor([0, 1, 2, 0]))
     assert res.mode == "none" and res.clips is clips and res.targets[0].tolist() == [1.0, 0.0, 0.0]

@@ -35,7 +35,7 @@ def test_x3d_s_recipe_follows_the_supplement():
     assert scaled_lr(cfg.optim.lr, 64, cfg.optim.reference_batch) == pytest.approx(0.1)
 
 
-def test_mvitv2_b_recipe_follows_seed_001():
+def test_mvitv2_b_recipe_follows_the_multitrain_supplement():
     cfg = load_config("mvitv2_b_kinetics")
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay) == ("adamw", 2e-4, 0.05)
     schedule = schedule_from_config(cfg)

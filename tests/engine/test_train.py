@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +17,13 @@ from vidgrid.engine.optim import lr_at, scaled_lr
 from vidgrid.errors import ConfigError
 from vidgrid.multigrid.schedule import schedule_from_config
 from vidgrid.types import ClipShape
+
+
+def accuracies_of_predictions(run: Path) -> tuple[float, float]:
+    """Top-1 and top-5 of the run's final ``predictions.jsonl`` (the 10 validation videos)."""
+    rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 10
+    return (sum(r["correct"] for r in rows) / 10, sum(r["label"] in [c for c, _ in r["top5"]] for r in rows) / 10)
 
 
 @pytest.mark.slow
@@ -33,7 +41,8 @@ def test_baseline_run_lowers_the_loss_and_writes_the_run_folder(tiny_config, tmp
     written = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert set(SUMMARY_KEYS) <= set(written)
     assert written["epochs"] == 6 and written["clips_seen"] == 6 * 20 and written["skipped_videos"] == []
-    assert 0 <= written["top1"] <= written["top5"] <= 1 and written["wall_time_s"] > 0
+    assert written["wall_time_s"] > 0
+    assert (written["top1"], written["top5"]) == pytest.approx(accuracies_of_predictions(tmp_path / "run"))
     for name in ("config.yaml", "loss.png", "accuracy.png", "lr.png", "predictions.jsonl", "confusion.png"):
         assert (tmp_path / "run" / name).is_file(), name
     assert any((tmp_path / "run" / "tb").iterdir())
@@ -71,7 +80,7 @@ def test_multigrid_run_follows_the_schedule_and_evaluates(tiny_config, tmp_path)
     warm = [(r["lr"], base_lr * schedule.lr_factor(e)) for r, e in zip(train_records, starts) if schedule.progress(e) < 0.5]
     assert 0 < len(warm) < len(train_records) and all(lr < scheduled for lr, scheduled in warm)  # damped, then the schedule
     assert set(SUMMARY_KEYS) <= set(summary) and summary["multigrid"] is True
-    assert 0 <= summary["top1"] <= summary["top5"] <= 1
+    assert (summary["top1"], summary["top5"]) == pytest.approx(accuracies_of_predictions(tmp_path / "mg"))
     # precise BN: the evaluated (and saved) statistics are the average over the 10 batches of 2
     # base-shape clips of one pass over the 20 training videos, not the running average of all shapes
     state = torch.load(summary["checkpoint"], weights_only=False)["model"]
