@@ -51,10 +51,6 @@ def test_average_precision_by_hand():
     )
 
 
-@pytest.mark.xfail(strict=True, reason="average_precision breaks ties between scores by row order, so a "
-                   "positive and a negative with equal scores give AP 1 or 1/2 depending on which video the "
-                   "list names first; AP as PySlowFast computes it for Charades (sklearn's "
-                   "average_precision_score) takes one threshold per distinct score: 1/2 either way")
 def test_tied_scores_do_not_depend_on_the_order_of_the_videos():
     tied = torch.tensor([0.9, 0.9, 0.1])
     assert average_precision(tied, torch.tensor([True, False, False])) == pytest.approx(0.5)

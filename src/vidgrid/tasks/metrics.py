@@ -47,13 +47,22 @@ def mean_class_accuracy(confusion: torch.Tensor) -> float:
 
 
 def average_precision(scores: torch.Tensor, positives: torch.Tensor) -> float:
-    """AP of one class: mean precision at the rank of each positive, scores sorted descending."""
+    """AP of one class: ``Σ_k (R_k - R_{k-1}) · P_k`` over the distinct scores, highest first, where
+    ``P_k`` and ``R_k`` are precision and recall of the videos scored at least the k-th score. Tied
+    videos share one threshold, so the order of the list never matters (the definition of
+    scikit-learn's ``average_precision_score``, which PySlowFast's Charades mAP uses); without ties
+    it is the mean precision at the rank of each positive."""
     order = scores.argsort(descending=True, stable=True)
-    hits = positives[order].double()
-    if hits.sum() == 0:
+    ranked, hits = scores[order], positives[order].double()
+    total = hits.sum()
+    if total == 0:
         return float("nan")
-    precision = hits.cumsum(0) / torch.arange(1, len(hits) + 1, dtype=torch.float64)
-    return (precision * hits).sum().item() / hits.sum().item()
+    last_of_tie = torch.ones(len(ranked), dtype=torch.bool)
+    last_of_tie[:-1] = ranked[1:] != ranked[:-1]  # where a threshold's run of equal scores ends
+    true_positives = hits.cumsum(0)[last_of_tie]
+    precision = true_positives / (torch.nonzero(last_of_tie).flatten() + 1).double()
+    recall_gain = torch.diff(true_positives, prepend=true_positives.new_zeros(1)) / total
+    return (recall_gain * precision).sum().item()
 
 
 def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor) -> float:
