@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5, help="how many classes to list (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    p = sub.add_parser("export", help="export a checkpoint to safetensors, ONNX or torch.export (pt2)")
+    p.add_argument("checkpoint", help="checkpoint written by vidgrid train, or a file written by vidgrid convert")
+    p.add_argument("--format", dest="fmt", choices=["safetensors", "onnx", "pt2"], required=True,
+                   help="onnx needs the extra vidgrid[export]")
+    p.add_argument("--out", default=None, metavar="DIR", help="export folder (default: <checkpoint>-<format> beside it)")
+
     p = sub.add_parser("schedule", help="print (and plot) the multigrid schedule of a recipe")
     _config_args(p)
     p.add_argument("--dataset-size", type=int, default=None, help="training videos (default: count the train list)")
@@ -171,6 +177,10 @@ def _run(args: argparse.Namespace) -> int | None:
         from vidgrid.engine.predict import predict_command
 
         return predict_command([Path(v) for v in args.videos], Path(args.checkpoint), top=args.top, as_json=args.json)
+    if cmd == "export":
+        from vidgrid.engine.export import export_command
+
+        return export_command(Path(args.checkpoint), args.fmt, Path(args.out) if args.out else None)
     if cmd == "schedule":
         from vidgrid.schedule_report import schedule_command
 

@@ -49,6 +49,10 @@ def test_baseline_run_lowers_the_loss_and_writes_the_run_folder(tiny_config, tmp
     assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["ckpt-000000015.pt", "ckpt-000000018.pt"]
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "ckpt-000000018.pt")
     assert ckpt["train"]["state"]["epoch"] == 6 and ckpt["classes"][0] == "slide_left" and ckpt["config"]["model"]["name"] == "x3d_xs"
+    card = (tmp_path / "run" / "model_card.md").read_text()
+    assert "- train: 20 videos" in card and "- val: 10 videos" in card and "classes (10): slide_left" in card
+    assert "iterations: 18; epochs: 6; clips: 120" in card and f"- top1: {written['top1']:.4g}" in card
+    assert "views per video: 1 clips x 1 crops = 1" in card and "ckpt-000000018.pt" in card
 
 
 @pytest.mark.slow

@@ -42,6 +42,7 @@ from vidgrid.engine.device import normalize_clip
 from vidgrid.engine.epoch_chain import EpochChain
 from vidgrid.engine.evaluate import ViewScores, collect_scores, report
 from vidgrid.engine.loading import loading, make_loader
+from vidgrid.engine.model_card import run_facts, write_model_card
 from vidgrid.engine.logging import Progress, format_summary, plot_run, write_summary
 from vidgrid.engine.optim import clip_grad_norm, set_lr
 from vidgrid.engine.precise_bn import recompute_bn_statistics
@@ -366,12 +367,13 @@ def summary_of(run: Run) -> dict[str, Any]:
 
 
 def finish(run: Run) -> dict[str, Any]:
-    """summary.json and the plots (rank 0), and a one-line result."""
+    """summary.json, the plots and model_card.md (rank 0), and a one-line result."""
     summary = {**summary_of(run), "checkpoint": str(run.last_checkpoint)}
     if run.env.is_main:
         run.logger.close()
         summary["plots"] = [str(p) for p in plot_run(run.out_dir, metrics=list(run.task.empty_metrics()))]
         write_summary(run.out_dir, summary)
+        write_model_card(run.out_dir, run_facts(run))
         headline = run.task.format_metrics({**run.task.empty_metrics(), **run.state.val})
         print(f"{format_summary(summary, headline=headline)}\nrun folder: {run.out_dir}", file=sys.stderr, flush=True)
     return summary

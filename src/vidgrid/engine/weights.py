@@ -42,6 +42,8 @@ class Weights:
     """The task the weights were trained for (a converted file: classification)."""
     options: dict[str, Any] = field(default_factory=dict)
     """Builder options a converted model needs beyond its registered variant (e.g. ``nonlocal_form``)."""
+    train_state: dict[str, Any] = field(default_factory=dict)
+    """A training checkpoint's counters and metrics (``TrainState``; empty for a converted file)."""
 
 
 def load_weights(path: str | Path) -> Weights:
@@ -50,7 +52,9 @@ def load_weights(path: str | Path) -> Weights:
     obj = read_torch_file(path)
     if isinstance(obj, dict) and all(k in obj for k in CHECKPOINT_KEYS):
         cfg = config_from_dict(obj["config"], where=f"{path}: checkpoint config")
-        return Weights(path, dict(obj["model"]), cfg.model.name, list(obj["classes"]), cfg, checkpoint_task(obj))
+        state = dict((obj.get("train") or {}).get("state") or {})
+        return Weights(path, dict(obj["model"]), cfg.model.name, list(obj["classes"]), cfg, checkpoint_task(obj),
+                       train_state=state)
     if isinstance(obj, dict) and all(k in obj for k in CONVERTED_KEYS):
         classes = list(obj["classes"]) if obj.get("classes") else None
         options = dict(obj.get("model_options") or {})
