@@ -39,11 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint file to evaluate")
     p.add_argument("--out", default=None, help="folder for predictions and plots (default: beside the checkpoint)")
 
-    p = sub.add_parser("predict", help="top-5 classes of some videos")
-    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p = sub.add_parser("predict", help="top-5 classes of some videos (folders searched recursively), or their timelines")
+    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER")
     p.add_argument("--checkpoint", required=True, help="checkpoint written by vidgrid train")
     p.add_argument("--top", type=int, default=5, help="how many classes to list (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--window", type=float, default=None, metavar="S",
+                   help="score sliding windows of S seconds and write a timeline per video (JSON, CSV, PNG)")
+    p.add_argument("--stride", type=float, default=None, metavar="S", help="seconds between windows (default: --window)")
+    p.add_argument("--out", default=None, metavar="DIR", help="folder for the timelines (default: timelines)")
 
     p = sub.add_parser("export", help="export a checkpoint to safetensors, ONNX or torch.export (pt2)")
     p.add_argument("checkpoint", help="checkpoint written by vidgrid train, or a file written by vidgrid convert")
@@ -176,7 +180,8 @@ def _run(args: argparse.Namespace) -> int | None:
     if cmd == "predict":
         from vidgrid.engine.predict import predict_command
 
-        return predict_command([Path(v) for v in args.videos], Path(args.checkpoint), top=args.top, as_json=args.json)
+        return predict_command([Path(v) for v in args.videos], Path(args.checkpoint), top=args.top, as_json=args.json,
+                               window=args.window, stride=args.stride, out=Path(args.out) if args.out else None)
     if cmd == "export":
         from vidgrid.engine.export import export_command
 

@@ -53,6 +53,8 @@ from vidgrid.errors import DataError
 from vidgrid.types import ClipShape
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from vidgrid.data.annotations import Annotations, Sample
 
 log = logging.getLogger(__name__)
@@ -314,9 +316,15 @@ class VideoTestDataset(Dataset):
         self._failures.record_decoded(index)
         return views, target, index
 
-    def _views(self, path, num_frames: int) -> torch.Tensor:
-        """All views of one video from a single decode: uint8 (V, C, T, s, s)."""
-        clips = self.view_indices(num_frames)
+    def window_views(self, path: str | Path, start: int, stop: int) -> torch.Tensor:
+        """All views of the frames ``[start, stop)`` of a video, as if they were a whole video (one
+        window of a long video): uint8 (V, C, T, s, s); a :class:`DecodeError` for a broken file."""
+        return self._views(path, stop - start, offset=start)
+
+    def _views(self, path, num_frames: int, *, offset: int = 0) -> torch.Tensor:
+        """All views of one video (or of the ``num_frames`` from frame ``offset``) from a single decode:
+        uint8 (V, C, T, s, s)."""
+        clips = [[offset + i for i in clip] for clip in self.view_indices(num_frames)]
         union = sorted({i for clip in clips for i in clip})
         frames = transforms.resize_short_side(decode_frames(path, union, threads=1), self.short_side)  # (U, h, w, 3)
         position = {frame: k for k, frame in enumerate(union)}

@@ -91,3 +91,11 @@ def eval_segment_indices(num_frames: int, frames: int, clips: int) -> list[list[
     for k in range(clips):
         views.append([begin + int((end - begin) * (k + 0.5) / clips) for begin, end in segment_bounds(num_frames, frames)])
     return views
+
+
+def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
+    """Start frames of the sliding windows of ``window`` frames every ``stride`` frames that fit in a
+    ``num_frames`` video (one window at 0 when the video is shorter than a window)."""
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be >= 1 frame, got {window}, {stride}")
+    return list(range(0, max(num_frames - window, 0) + 1, stride))
