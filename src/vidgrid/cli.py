@@ -62,6 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", default="schedule.png", help="PNG to write (default: %(default)s; '' = none)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
+    plot = sub.add_parser("plot", help="plots: Mixup's Beta(α, α), several runs' curves, the multigrid schedule").add_subparsers(
+        dest="plot_command", required=True, metavar="PLOT"
+    )
+    p = plot.add_parser("mixup", help="densities of the Mixup/CutMix ratio λ ~ Beta(α, α)")
+    p.add_argument("--alpha", type=float, nargs="+", default=[0.2, 0.8, 1.0, 2.0], help="α values (default: %(default)s)")
+    p.add_argument("--out", default="mixup.png", help="PNG to write (default: %(default)s)")
+    p = plot.add_parser("runs", help="loss, accuracy and LR of several runs against iterations and wall time")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders written by vidgrid train")
+    p.add_argument("--out", default=".", metavar="DIR", help="folder for runs_*.png (default: the current folder)")
+    p = plot.add_parser("schedule", help="the multigrid schedule of a recipe (as vidgrid schedule)")
+    _config_args(p)
+    p.add_argument("--dataset-size", type=int, default=None, help="training videos (default: count the train list)")
+    p.add_argument("--processes", type=int, default=1, help="training processes (default: %(default)s)")
+    p.add_argument("--out", default="schedule.png", help="PNG to write (default: %(default)s)")
+
     p = sub.add_parser("profile", help="parameters, GMACs, memory and speed of models")
     p.add_argument("model", nargs="?", help="registered model name")
     p.add_argument("--all", action="store_true", help="profile every registered model")
@@ -154,7 +169,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _run(args: argparse.Namespace) -> int | None:
     cmd = args.command
-    if cmd in ("train", "eval", "schedule"):
+    if cmd in ("train", "eval", "schedule") or (cmd == "plot" and args.plot_command == "schedule"):
         from vidgrid.config import load_config
 
         cfg = load_config(args.config, args.overrides)
@@ -192,6 +207,18 @@ def _run(args: argparse.Namespace) -> int | None:
         return schedule_command(
             cfg, dataset_size=args.dataset_size, processes=args.processes, plot=args.plot or None, as_json=args.json
         )
+    if cmd == "plot" and args.plot_command == "schedule":
+        from vidgrid.schedule_report import schedule_command
+
+        return schedule_command(cfg, dataset_size=args.dataset_size, processes=args.processes, plot=args.out, as_json=False)
+    if cmd == "plot" and args.plot_command == "mixup":
+        from vidgrid.engine.plots import mixup_command
+
+        return mixup_command(args.alpha, Path(args.out))
+    if cmd == "plot" and args.plot_command == "runs":
+        from vidgrid.engine.plots import runs_command
+
+        return runs_command([Path(r) for r in args.runs], Path(args.out))
     if cmd == "profile":
         from vidgrid.models.profile import profile_command
 

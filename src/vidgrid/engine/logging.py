@@ -190,13 +190,13 @@ class MetricsLogger:
         self.close()
 
 
-def _series(records: list[dict[str, Any]], split: str, key: str) -> tuple[list[float], list[float], list[float]]:
+def series(records: list[dict[str, Any]], split: str, key: str) -> tuple[list[float], list[float], list[float]]:
     """(iterations, wall seconds, values) of ``key`` in the ``split`` records that have it."""
     rows = [r for r in records if r.get("split") == split and isinstance(r.get(key), (int, float))]
     return [r["iteration"] for r in rows], [r.get("wall_s", 0.0) for r in rows], [float(r[key]) for r in rows]
 
 
-def _plot_pair(path: Path, title: str, ylabel: str, curves: list[tuple[str, list, list, list]], *, log_y: bool = False) -> None:
+def plot_pair(path: Path, title: str, ylabel: str, curves: list[tuple[str, list, list, list]], *, log_y: bool = False) -> None:
     """Two panels, the same curves against iteration (left) and wall time (right)."""
     from matplotlib.figure import Figure
 
@@ -234,23 +234,23 @@ def plot_run(out_dir: Path, metrics: Sequence[str]) -> list[Path]:
     when the file has such values)."""
     records = read_metrics(out_dir / METRICS_FILE)
     written = []
-    train_loss = _series(records, "train", "loss")
-    loss = [("train", *train_loss), ("val", *_series(records, "val", "loss"))]
+    train_loss = series(records, "train", "loss")
+    loss = [("train", *train_loss), ("val", *series(records, "val", "loss"))]
     if len(train_loss[2]) >= 50:  # noisy: add a running mean over 2% of the points
         loss.append(("train (running mean)", train_loss[0], train_loss[1], running_mean(train_loss[2], len(train_loss[2]) // 50)))
     loss = [c for c in loss if c[3]]
     if loss:
         low, high = min(min(c[3]) for c in loss), max(max(c[3]) for c in loss)
-        _plot_pair(out_dir / "loss.png", "loss", "loss", loss, log_y=low > 0 and high / low > 20)
+        plot_pair(out_dir / "loss.png", "loss", "loss", loss, log_y=low > 0 and high / low > 20)
         written.append(out_dir / "loss.png")
-    acc = [(key, *_series(records, "val", key)) for key in metrics]
+    acc = [(key, *series(records, "val", key)) for key in metrics]
     acc = [(name, it, wall, [100 * v for v in vals]) for name, it, wall, vals in acc if vals]
     if acc:
-        _plot_pair(out_dir / "accuracy.png", "validation accuracy", "%", acc)
+        plot_pair(out_dir / "accuracy.png", "validation accuracy", "%", acc)
         written.append(out_dir / "accuracy.png")
-    lr = _series(records, "train", "lr")
+    lr = series(records, "train", "lr")
     if lr[2]:
-        _plot_pair(out_dir / "lr.png", "learning rate", "lr", [("lr", *lr)])
+        plot_pair(out_dir / "lr.png", "learning rate", "lr", [("lr", *lr)])
         written.append(out_dir / "lr.png")
     return written
 

@@ -139,3 +139,17 @@ def mixer_from_config(train: TrainConfig, task: Task, *, seed: int) -> Mixer:
         label_smoothing=train.label_smoothing,
         seed=seed,
     )
+
+
+def beta_density(alpha: float, lam: float) -> float:
+    """Density of the mixing ratio ``λ ~ Beta(α, α)`` at ``0 < λ < 1``."""
+    log_norm = 2 * math.lgamma(alpha) - math.lgamma(2 * alpha)
+    return math.exp((alpha - 1) * (math.log(lam) + math.log1p(-lam)) - log_norm)
+
+
+def hard_mix_probability(alpha: float, steps: int = 10_000) -> float:
+    """P(0.25 < λ < 0.75) under Beta(α, α): how often two clips mix with at least a quarter of each
+    (midpoint rule; the interval avoids the poles at 0 and 1 of α < 1). Small α keeps λ near 0 or 1
+    (weak mixing), α = 1 is uniform (0.5), larger α mixes harder (practitioner's notes on Mixup)."""
+    width = 0.5 / steps
+    return sum(beta_density(alpha, 0.25 + (k + 0.5) * width) for k in range(steps)) * width
