@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from vidgrid import __version__
 from vidgrid.errors import VidgridError, disk_full, one_line
 
 
@@ -23,6 +24,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vidgrid", description="Fast video model training with multigrid.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    parser.add_argument("--version", action="version", version=f"vidgrid {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="make a synthetic dataset, train a small X3D with multigrid, evaluate")

@@ -139,9 +139,7 @@ def predict_command(
     predicted and the exit code is 2."""
     if top < 1:
         raise VidgridError(f"--top {top}: expected an integer >= 1")
-    if stride is not None and window is None:
-        raise VidgridError("--stride: sliding windows need --window SECONDS too")
-    windows = None if window is None else (window, stride if stride is not None else window)
+    windows = windowing(window, stride)
     videos = collect_videos(paths)
     weights = load_weights(checkpoint)
     model, task, cfg = model_from_weights(weights)
@@ -161,6 +159,13 @@ def predict_command(
         print(format_predictions(results, task))
     print(throughput_line(len(results) - len(failed), sum(len(r["windows"]) for r in timelines), seconds), file=sys.stderr)
     return 2 if failed else 0
+
+
+def windowing(window: float | None, stride: float | None) -> tuple[float, float] | None:
+    """``(window_s, stride_s)`` of sliding-window prediction (stride defaults to the window), or None."""
+    if stride is not None and window is None:
+        raise VidgridError("--stride: sliding windows need --window SECONDS too")
+    return None if window is None else (window, stride if stride is not None else window)
 
 
 def throughput_line(videos: int, windows: int, seconds: float) -> str:
