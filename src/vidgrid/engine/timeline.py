@@ -84,7 +84,7 @@ def leading_classes(windows: list[dict[str, Any]], limit: int = MAX_PLOTTED_CLAS
 
 def plot_timeline(path: Path, windows: list[dict[str, Any]], *, title: str) -> Path:
     """The score of each leading class at each window's centre (a gap where it left the top-k), above
-    a strip coloured by the top class of each window."""
+    a strip coloured by the top class of each window (a stride-wide cell around its centre)."""
     from matplotlib.figure import Figure
 
     classes = leading_classes(windows)
@@ -99,9 +99,9 @@ def plot_timeline(path: Path, windows: list[dict[str, Any]], *, title: str) -> P
     scores_ax.set_ylim(0, 1.02)
     scores_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     scores_ax.set_title(title)
-    for w in windows:
-        leader = w["top"][0]["class"]
-        strip_ax.axvspan(w["start"], w["end"], color=colours.get(leader, "lightgrey"), alpha=0.6, lw=0)
+    half = (windows[1]["start"] - windows[0]["start"] if len(windows) > 1 else windows[0]["end"] - windows[0]["start"]) / 2
+    for centre, w in zip(centres, windows):  # one cell per window around its centre: overlapping windows do not blend
+        strip_ax.axvspan(centre - half, centre + half, color=colours.get(w["top"][0]["class"], "lightgrey"), lw=0)
     strip_ax.set_yticks([])
     strip_ax.set_ylabel("top-1", rotation=0, ha="right", va="center")
     strip_ax.set_xlabel("time (s)")
