@@ -214,10 +214,12 @@ def test_predict_reports_an_image_and_a_too_short_video(capsys, tiny_checkpoint,
     video = next(synthetic_data.rglob("*.mp4"))
     assert main(["predict", str(tmp_path / "photo.mp4"), str(tmp_path / "two.mp4"), str(video), "--checkpoint", str(tiny_checkpoint)]) == 2
     out, err = capsys.readouterr()
-    assert err.splitlines() == [
+    *errors, throughput = err.splitlines()
+    assert errors == [
         f"error: {tmp_path / 'photo.mp4'}: not a video (a still image, png)",
         f"error: {tmp_path / 'two.mp4'}: fewer frames than the base clip",
     ]
+    assert throughput.startswith("1 video in ") and throughput.endswith(" videos/s")
     assert str(video) in out
 
 

@@ -171,7 +171,7 @@ def windowing(window: float | None, stride: float | None) -> tuple[float, float]
 def throughput_line(videos: int, windows: int, seconds: float) -> str:
     """``N videos in T s: X videos/s`` (and windows/s when windows were scored)."""
     seconds = max(seconds, 1e-9)
-    line = f"{videos} videos in {seconds:.1f} s: {videos / seconds:.2f} videos/s"
+    line = f"{videos} video{'' if videos == 1 else 's'} in {seconds:.1f} s: {videos / seconds:.2f} videos/s"
     return f"{line}, {windows} windows: {windows / seconds:.2f} windows/s" if windows else line
 
 
