@@ -177,13 +177,15 @@ def export_model(weights: Weights, fmt: str, out: Path) -> dict[str, Any]:
     with torch.inference_mode():
         want = model(x)
     start = time.perf_counter()
-    if fmt == "pt2":
-        got, dynamic = write_pt2(model, out, example, x)
-    else:
-        dynamic = ["batch"]
-        _write_json(out / SIDECAR, sidecar(spec, task, cfg, fmt=fmt, dynamic=dynamic, source=weights.path))
-        got = write_safetensors(model, out, x) if fmt == "safetensors" else write_onnx(model, out, example, x)
+    dynamic = ["batch"]
     _write_json(out / SIDECAR, sidecar(spec, task, cfg, fmt=fmt, dynamic=dynamic, source=weights.path))
+    if fmt == "safetensors":
+        got = write_safetensors(model, out, x)  # reads the sidecar back
+    elif fmt == "onnx":
+        got = write_onnx(model, out, example, x)
+    else:
+        got, dynamic = write_pt2(model, out, example, x)
+        _write_json(out / SIDECAR, sidecar(spec, task, cfg, fmt=fmt, dynamic=dynamic, source=weights.path))
     seconds = time.perf_counter() - start
     check = check_export(fmt, got, want)
     write_model_card(out, card_facts(weights, spec, task, cfg))
