@@ -49,6 +49,9 @@ class DataConfig:
     ``auto`` lets the formats' detectors decide from the file type, extension and CSV header."""
     classes: str = ""
     """Optional ``classes.txt`` (one class name per line); default: ``classes.txt`` beside the list."""
+    boxes: str = ""
+    """Optional track file of the main object's boxes, CSV ``path,frame,x1,y1,x2,y2`` (source pixels,
+    linearly interpolated between annotated frames); a list line may instead end with ``x1 y1 x2 y2``."""
     frames: int = 16
     """Base clip length T in frames (the multigrid schedule scales it)."""
     sampling_rate: int = 4

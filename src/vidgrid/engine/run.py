@@ -91,7 +91,7 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
         raise ConfigError(f"'data.val_list' = {cfg.data.val_list!r}: its classes differ from the training list's")
     task = task_for(cfg.task.name, train_ann)
     train_set = VideoClipDataset(
-        train_ann, target=task.target, base_frames=cfg.data.frames, sampling_rate=cfg.data.sampling_rate, base_crop=cfg.data.crop,
+        train_ann, target=task.clip_target, base_frames=cfg.data.frames, sampling_rate=cfg.data.sampling_rate, base_crop=cfg.data.crop,
         temporal_sampling=cfg.data.temporal_sampling, spatial_sampling=cfg.data.spatial_sampling,
         min_short=cfg.data.min_short, max_short=cfg.data.max_short, flip=use_flip(cfg, train_ann),
         rand_augment=(cfg.data.rand_augment_ops, cfg.data.rand_augment_magnitude) if cfg.data.rand_augment else None,

@@ -10,7 +10,9 @@ The pieces, in the order a run uses them:
 - **model**: :meth:`Task.attach` puts the task's head(s) on a backbone built with
   ``num_classes = task.num_outputs`` (models supply ``forward_features`` and ``feature_channels``);
 - **data**: :meth:`Task.target` turns an annotation :class:`~vidgrid.data.annotations.Sample` into the
-  target tensor the loader batches (it runs in the loader workers);
+  target tensor the loader batches (it runs in the loader workers); the datasets call
+  :meth:`Task.clip_target` with where each clip was cut (:class:`~vidgrid.data.boxes.ClipView`), which a
+  task whose targets follow the pixels (boxes) overrides;
 - **training**: :meth:`Task.soft_targets` (label smoothing) and :meth:`Task.mix_targets` (the
   target side of Mixup / CutMix; a task whose targets cannot be mixed sets ``mixable = False``), and
   :meth:`Task.loss`;
@@ -30,6 +32,7 @@ import torch
 from torch import nn
 
 from vidgrid.data.annotations import Annotations, Sample
+from vidgrid.data.boxes import ClipView
 from vidgrid.errors import ConfigError
 from vidgrid.registry import Registry
 
@@ -62,6 +65,11 @@ class Task:
     # data
     def target(self, sample: Sample) -> torch.Tensor:
         raise NotImplementedError
+
+    def clip_target(self, sample: Sample, views: Sequence[ClipView]) -> torch.Tensor:
+        """The target of a training clip (one view) or of a test video's V views, given where each
+        was cut; the default ignores the views: :meth:`target`."""
+        return self.target(sample)
 
     # training
     def soft_targets(self, targets: torch.Tensor, smoothing: float) -> torch.Tensor:
