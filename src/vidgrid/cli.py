@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distractors", type=int, default=None, help="most distractor dots per video (default: 2)")
     p.add_argument("--moving-distractors", type=float, default=None, metavar="P",
                    help="probability that a distractor drifts (default: 0.5)")
+    p.add_argument("--boxes", action="store_true", default=None,
+                   help="also write boxes.csv: the main object's box in every frame (for data.boxes)")
     p.add_argument("--workers", type=int, default=None, help="parallel encoder processes")
 
     data = sub.add_parser("data", help="check or prepare a video dataset").add_subparsers(
@@ -195,7 +197,7 @@ def _run(args: argparse.Namespace) -> int | None:
         from vidgrid.data.synthetic import synth_command
 
         names = ("classes", "size", "train_per_class", "val_per_class", "frames", "fps", "distractors",
-                 "moving_distractors", "workers")
+                 "moving_distractors", "boxes", "workers")
         options = {k: getattr(args, k) for k in names}
         return synth_command(Path(args.out_dir), seed=args.seed, **{k: v for k, v in options.items() if v is not None})
     if cmd == "data" and args.data_command == "check":
