@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from vidgrid.config import TaskConfig
 from vidgrid.data.annotations import Annotations, Sample
 from vidgrid.data.boxes import ClipView
 from vidgrid.errors import ConfigError
@@ -43,7 +44,10 @@ class Task:
     name: ClassVar[str]
     """Registered name (``task.name`` in a recipe, ``task`` in a checkpoint)."""
     best_metric: ClassVar[str]
-    """The validation metric (higher is better) that picks ``checkpoints/best.pt``."""
+    """The validation metric (higher is better) that picks ``checkpoints/best.pt`` and ``summary.json``'s ``best``."""
+    best_metrics: ClassVar[tuple[str, ...]] = ()
+    """Metrics that each keep a best checkpoint, ``checkpoints/best-<metric>.pt`` (a task with several
+    heads); empty: :attr:`best_metric` alone, as ``best.pt``."""
     mixable: ClassVar[bool] = True
     """Whether Mixup / CutMix may mix this task's targets."""
     multi_label_variant: ClassVar[str | None] = None
@@ -51,6 +55,17 @@ class Task:
 
     def __init__(self, classes: Sequence[str]) -> None:
         self.classes = list(classes)
+
+    @classmethod
+    def from_config(cls, classes: Sequence[str], settings: TaskConfig | None) -> Task:
+        """The task with the recipe's ``task`` section (None: the defaults); most tasks need only the classes."""
+        return cls(classes)
+
+    def best_checkpoints(self) -> dict[str, str]:
+        """Metric -> the file name of its best checkpoint in ``checkpoints/``."""
+        if not self.best_metrics:
+            return {self.best_metric: "best.pt"}
+        return {metric: f"best-{metric}.pt" for metric in self.best_metrics}
 
     @property
     def num_outputs(self) -> int:
@@ -81,6 +96,12 @@ class Task:
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def after_validation(self, model: nn.Module, improved: Sequence[str]) -> list[str]:
+        """Called on every process after each validation with the metrics of :meth:`best_checkpoints`
+        that improved; a task may change its head(s) here (per-head early stop). Returns messages for
+        the log (none by default)."""
+        return []
 
     # evaluation
     def aggregate_views(self, outputs: torch.Tensor) -> torch.Tensor:
@@ -133,11 +154,11 @@ def task_class(name: str) -> type[Task]:
     return TASKS.lookup(name)
 
 
-def task_for(name: str, annotations: Annotations) -> Task:
+def task_for(name: str, annotations: Annotations, settings: TaskConfig | None = None) -> Task:
     """The task ``name`` for these annotations; on multi-label annotations a task with a
     :attr:`~Task.multi_label_variant` becomes that one (the annotation format decides, as Charades'
     CSV does for ``classification``)."""
     cls = task_class(name)
     if annotations.multi_label and cls.multi_label_variant:
         cls = task_class(cls.multi_label_variant)
-    return cls(annotations.classes)
+    return cls.from_config(annotations.classes, settings)
