@@ -77,6 +77,13 @@ def test_network_runs_at_every_multigrid_shape(shape):
     assert (out[:, 5] > out[:, 3]).all() and (out[:, 6] > out[:, 4]).all()
 
 
+def test_network_moves_to_channels_last():
+    _, net = sibling()
+    net = net.to(memory_format=torch.channels_last_3d)
+    x = torch.randn(2, 3, 4, 32, 32).contiguous(memory_format=torch.channels_last_3d)
+    assert net(x).shape == (2, 7)
+
+
 def test_slowfast_pathways_feed_the_box_head():
     task = Sibling(CLASSES)
     net = task.attach(tiny_backbone("slowfast_r50_4x16"))

@@ -73,17 +73,19 @@ def scale_grad(features: torch.Tensor | Sequence[torch.Tensor], scale: float) ->
 class BoxHead(nn.Module):
     """One box per clip from the feature map(s), keeping the spatial layout.
 
-    Every pathway is averaged over time and the maps concatenated (``(B, ΣC, h, w)``); a 1×1 conv
-    block predicts at each location ``p`` a weight and the distances ``(l, t, r, b)`` > 0 from ``p`` to
+    Every pathway is averaged over time and the maps concatenated (``(B, ΣC, h, w)``); a per-location
+    (1×1) block predicts at each location ``p`` a weight and the distances ``(l, t, r, b)`` > 0 from ``p`` to
     the box's sides (FCOS-style); the box is the softmax-weighted mean of the locations' boxes, so
     ``x2 - x1 = Σ w_p (l_p + r_p) > 0`` always. Adaptive to every h × w (every multigrid shape).
     """
 
     def __init__(self, in_channels: int, hidden: int = 128) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True))
-        self.weight = nn.Conv2d(hidden, 1, 1)
-        self.sides = nn.Conv2d(hidden, 4, 1)
+        # per-location layers as Linear on (B, h·w, C) tokens (1×1 convolutions; 2-D weights also
+        # keep the model movable to channels_last_3d)
+        self.body = nn.Sequential(nn.Linear(in_channels, hidden), nn.ReLU(inplace=True))
+        self.weight = nn.Linear(hidden, 1)
+        self.sides = nn.Linear(hidden, 4)
         nn.init.zeros_(self.weight.weight)
         nn.init.zeros_(self.weight.bias)
         nn.init.normal_(self.sides.weight, std=0.01)
@@ -95,9 +97,9 @@ class BoxHead(nn.Module):
             raise ConfigError("the sibling task's box head needs (B, C, T, H, W) feature maps (MViT's tokens have none)")
         x = torch.cat([m.mean(dim=2) for m in maps], dim=1).float()  # (B, C, T, h, w) -> (B, ΣC, h, w)
         b, _, h, w = x.shape
-        z = self.body(x)
-        weights = torch.softmax(self.weight(z).flatten(1), dim=1)  # (B, h·w)
-        sides = (F.softplus(self.sides(z)) + 1e-4).flatten(2)  # (B, 4, h·w): l, t, r, b in crop fractions
+        z = self.body(x.flatten(2).transpose(1, 2))  # (B, ΣC, h, w) -> (B, h·w, hidden)
+        weights = torch.softmax(self.weight(z).squeeze(2), dim=1)  # (B, h·w)
+        sides = (F.softplus(self.sides(z)) + 1e-4).transpose(1, 2)  # (B, 4, h·w): l, t, r, b in crop fractions
         ys, xs = torch.meshgrid((torch.arange(h, device=x.device) + 0.5) / h, (torch.arange(w, device=x.device) + 0.5) / w,
                                 indexing="ij")
         cx, cy = xs.flatten(), ys.flatten()  # (h·w,) cell centres in [0, 1]
