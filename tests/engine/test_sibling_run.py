@@ -19,6 +19,7 @@ from vidgrid.engine.build import build_model, load_split
 from vidgrid.engine.evaluate import eval_dataset_from_config
 from vidgrid.engine.device import normalize_clip
 from vidgrid.engine.weights import load_weights, model_from_weights
+from vidgrid.errors import ConfigError
 from vidgrid.tasks import task_for
 from vidgrid.tasks.boxes import giou_loss, l1_box_loss
 
@@ -80,3 +81,13 @@ def test_demo_localize_recipe_trains_the_sibling_task_with_multigrid():
     cfg = load_config("demo_localize")
     assert cfg.task.name == "sibling" and cfg.multigrid.enabled and cfg.data.boxes == "data/boxes.csv"
     assert (cfg.train.mixup_alpha, cfg.train.cutmix_alpha) == (0.0, 0.0)  # box targets cannot be mixed
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("data.rand_augment=true", "'data.rand_augment': the sibling task's boxes do not follow"),
+    ("train.mixup_alpha=0.8", "the sibling task's targets cannot be mixed"),
+])
+def test_augmentations_that_cannot_carry_boxes_are_refused(box_data, tmp_path, override, message):
+    cfg = load_config(None, tiny_overrides(box_data, f"data.boxes={box_data / 'boxes.csv'}", "task.name=sibling", override))
+    with pytest.raises(ConfigError, match=message):
+        trainer.train(cfg, tmp_path / "run")

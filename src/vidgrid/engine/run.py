@@ -90,6 +90,9 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
     if val_ann.classes != train_ann.classes:
         raise ConfigError(f"'data.val_list' = {cfg.data.val_list!r}: its classes differ from the training list's")
     task = task_for(cfg.task.name, train_ann, cfg.task)
+    if cfg.data.rand_augment and task.spatial_targets:
+        raise ConfigError(f"'data.rand_augment': the {task.name} task's boxes do not follow RandAugment's rotate, "
+                          "shear and translate (set it to false)")
     train_set = VideoClipDataset(
         train_ann, target=task.clip_target, base_frames=cfg.data.frames, sampling_rate=cfg.data.sampling_rate, base_crop=cfg.data.crop,
         temporal_sampling=cfg.data.temporal_sampling, spatial_sampling=cfg.data.spatial_sampling,

@@ -50,6 +50,9 @@ class Task:
     heads); empty: :attr:`best_metric` alone, as ``best.pt``."""
     mixable: ClassVar[bool] = True
     """Whether Mixup / CutMix may mix this task's targets."""
+    spatial_targets: ClassVar[bool] = False
+    """Whether the targets are positions in the clip (boxes): the run then refuses RandAugment, whose
+    rotate / shear / translate would move the pixels but not the boxes."""
     multi_label_variant: ClassVar[str | None] = None
     """The task that replaces this one on multi-label annotations (Charades' CSV), if any."""
 

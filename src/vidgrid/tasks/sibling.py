@@ -166,6 +166,7 @@ class Sibling(Task):
     best_metric = "top1"
     best_metrics = ("top1", "iou")
     mixable = False
+    spatial_targets = True
 
     def __init__(self, classes: Sequence[str], settings: TaskConfig | None = None) -> None:
         super().__init__(classes)
