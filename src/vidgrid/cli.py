@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint written by vidgrid train")
     p.add_argument("--top", type=int, default=5, help="how many classes to list (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--figures", default=None, metavar="DIR",
+                   help="write the task's picture of each prediction there (sibling: centre frame with the box, PNG)")
 
     p = sub.add_parser("schedule", help="print (and plot) the multigrid schedule of a recipe")
     _config_args(p)
@@ -172,7 +174,8 @@ def _run(args: argparse.Namespace) -> int | None:
     if cmd == "predict":
         from vidgrid.engine.predict import predict_command
 
-        return predict_command([Path(v) for v in args.videos], Path(args.checkpoint), top=args.top, as_json=args.json)
+        return predict_command([Path(v) for v in args.videos], Path(args.checkpoint), top=args.top, as_json=args.json,
+                               figures=Path(args.figures) if args.figures else None)
     if cmd == "schedule":
         from vidgrid.schedule_report import schedule_command
 

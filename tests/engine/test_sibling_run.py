@@ -37,7 +37,7 @@ def head_losses(model, task, cfg) -> tuple[float, float]:
     dataset = eval_dataset_from_config(cfg, load_split(cfg, "train"), task)
     views, targets = zip(*[dataset[i][:2] for i in range(len(dataset))])
     clips = normalize_clip(torch.stack(views)[:, 0], cfg.data.mean, cfg.data.std)
-    targets = torch.stack(targets)[:, 0]  # (N, 7): class, box, visible, side
+    targets = torch.stack(targets)[:, 0]  # (N, 12): class, box, visible, side, frame, window
     with torch.no_grad():
         outputs = model.eval()(clips)
     k, visible = task.num_outputs, targets[:, 5] > 0
@@ -72,9 +72,10 @@ def test_tiny_sibling_run_lowers_both_losses_and_keeps_a_best_checkpoint_per_hea
     assert after[0] < before[0] and after[1] < before[1], (before, after)
 
     video = load_split(cfg, "val").samples[0].path
-    assert main(["predict", str(video), "--checkpoint", str(folder / "best-iou.pt")]) == 0
+    assert main(["predict", str(video), "--checkpoint", str(folder / "best-iou.pt"), "--figures", str(tmp_path / "fig")]) == 0
     out = capsys.readouterr().out
-    assert "box (x1, y1, x2, y2) in crop fractions:" in out
+    assert "box (x1, y1, x2, y2) in crop fractions:" in out and f"written: {tmp_path / 'fig' / video.stem}.png" in out
+    assert (tmp_path / "fig" / f"{video.stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_demo_localize_recipe_trains_the_sibling_task_with_multigrid():

@@ -14,7 +14,8 @@ from vidgrid.data.boxes import WHOLE_VIDEO, crop_view
 from vidgrid.engine.state import TrainState
 from vidgrid.models import create_model
 from vidgrid.tasks import task_class
-from vidgrid.tasks.sibling import BoxHead, Sibling, SiblingNetwork
+from vidgrid.data.boxes import view_box
+from vidgrid.tasks.sibling import BoxHead, Sibling, SiblingNetwork, source_box
 
 CLASSES = ["a", "b", "c"]
 
@@ -116,15 +117,21 @@ def test_targets_follow_the_view():
              crop_view(0, (0, 100, 16, 16), (16, 16))]
     target = task.clip_target(sample, views)
     assert torch.allclose(target, torch.tensor([
-        [2, 5 / 32, 5 / 32, 21 / 32, 20 / 32, 1, 32],
-        [2, 11 / 32, 5 / 32, 27 / 32, 20 / 32, 1, 32],
-        [2, 0, 1, 0, 1, 0, 16],  # left the crop: clipped, not visible
+        [2, 5 / 32, 5 / 32, 21 / 32, 20 / 32, 1, 32, 0, 20, 10, 84, 74],
+        [2, 11 / 32, 5 / 32, 27 / 32, 20 / 32, 1, 32, 0, 20, 10, 84, 74],
+        [2, 0, 1, 0, 1, 0, 16, 0, 100, 0, 116, 16],  # left the crop: clipped, not visible
     ]))
-    assert task.clip_target(Sample(Path("v.mp4"), 1), views[:1]).tolist() == [[1, 0, 0, 0, 0, 0, 32]]
+    assert task.clip_target(Sample(Path("v.mp4"), 1), views[:1]).tolist() == [[1, 0, 0, 0, 0, 0, 32, 0, 20, 10, 84, 74]]
+
+
+def padded(rows: list) -> torch.Tensor:
+    """Target rows given up to ``side``; the view's frame and window (unused by losses and metrics) as 0."""
+    t = torch.tensor(rows, dtype=torch.float32)
+    return torch.cat([t, t.new_zeros(*t.shape[:-1], 12 - t.shape[-1])], dim=-1)
 
 
 def batch_targets(task: Sibling, rows: list[list[float]]) -> torch.Tensor:
-    return task.soft_targets(torch.tensor(rows)[:, None], 0.0)
+    return task.soft_targets(padded(rows)[:, None], 0.0)
 
 
 def test_loss_weights_invisible_boxes_and_uncertainty():
@@ -150,7 +157,7 @@ def test_metrics_by_hand():
         [0.7, 0.2, 0.1, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.25, 0.25],
         [0.6, 0.3, 0.1, 0.5, 0.5, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0],
     ])
-    targets = torch.tensor([
+    targets = padded([
         [[0, 0.0, 0.0, 0.5, 0.5, 1, 32], [0, 0.0, 0.0, 0.5, 0.5, 1, 32]],  # IoU 1 and 1/4
         [[1, 0.0, 0.0, 0.5, 0.5, 1, 16], [1, 0.0, 0.0, 1.0, 1.0, 0, 16]],  # disjoint (touching); invisible
     ])
@@ -207,3 +214,11 @@ def test_early_stop_off_by_default():
         state.epoch = epoch
         task.after_validation(net, state.improves({"top1": value, "iou": value}, task.best_checkpoints()))
     assert not net.frozen.any()
+
+
+def test_a_predicted_box_maps_back_to_source_pixels():
+    # the middle of 3 test crops of a 60 x 120 frame resized by 1/2: window x 30..90, y 0..60
+    view = crop_view(0, (0, 15, 30, 30), (30, 30), scale=(0.5, 0.5))
+    assert view.window == (30, 0, 90, 60)
+    fractions = [v / 30 for v in view_box((40, 10, 80, 50), view)[0]]
+    assert source_box(fractions, view.window) == pytest.approx([40, 10, 80, 50])

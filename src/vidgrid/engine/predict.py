@@ -45,10 +45,12 @@ def predict_videos(
     cfg: Config,
     device: torch.device,
     top: int,
+    figures: Path | None = None,
 ) -> list[dict]:
     """One result per video, in order: ``{"video", **task.prediction}`` (classification: ``"top":
     [{"class", "index", "score"}, ...]`` best first), or ``{"video", "error"}`` for a video that is
-    missing or cannot be decoded."""
+    missing or cannot be decoded. With ``figures``, the task's picture of each prediction goes there
+    as ``<video stem>.png`` (the sibling task: the centre frame with the box), named in ``"figure"``."""
     model.eval().to(device)
     results: dict[Path, dict] = {}
     readable = []
@@ -62,12 +64,15 @@ def predict_videos(
         # the label is never read: no target exists, but the dataset yields one per video
         dataset = eval_dataset_from_config(cfg, Annotations([Sample(p, 0) for p in readable], task.classes), task)
         for i, path in enumerate(readable):
-            views, _, index = dataset[i]
+            views, target, index = dataset[i]
             if index < 0:
                 results[path] = {"video": str(path), "error": dict(dataset.skipped()).get(str(path), "cannot decode")}
                 continue
             scores = score_views(model, views.unsqueeze(0).to(device), task, mean=cfg.data.mean, std=cfg.data.std)[0]
             results[path] = {"video": str(path), **task.prediction(scores, top=top)}  # (1, V, C, T, H, W) -> (K,)
+            figure = task.prediction_figure(figures / f"{path.stem}.png", path, scores, target) if figures else None
+            if figure is not None:
+                results[path]["figure"] = str(figure)
     return [results[p] for p in videos]
 
 
@@ -76,7 +81,7 @@ def format_predictions(results: list[dict], task: Task) -> str:
     return "\n".join("\n".join([r["video"], *task.format_prediction(r)]) for r in results if "error" not in r)
 
 
-def predict_command(videos: list[Path], checkpoint: Path, *, top: int, as_json: bool) -> int:
+def predict_command(videos: list[Path], checkpoint: Path, *, top: int, as_json: bool, figures: Path | None = None) -> int:
     """Print the ``top`` classes of each video (a table, or one JSON object with ``--json``).
 
     A missing or undecodable video is an ``error: PATH: reason`` line on stderr; the others are still
@@ -85,7 +90,7 @@ def predict_command(videos: list[Path], checkpoint: Path, *, top: int, as_json: 
         raise VidgridError(f"--top {top}: expected an integer >= 1")
     weights = load_weights(checkpoint)
     model, task, cfg = model_from_weights(weights)
-    results = predict_videos(model, videos, task, cfg=cfg, device=pick_device("auto", 0), top=top)
+    results = predict_videos(model, videos, task, cfg=cfg, device=pick_device("auto", 0), top=top, figures=figures)
     failed = [r for r in results if "error" in r]
     for r in failed:
         print(f"error: {r['video']}: {r['error']}", file=sys.stderr)
@@ -93,4 +98,7 @@ def predict_command(videos: list[Path], checkpoint: Path, *, top: int, as_json: 
         print(json.dumps({"checkpoint": str(checkpoint), "model": weights.model_name, "predictions": results}, indent=2))
     elif len(failed) < len(results):
         print(format_predictions(results, task))
+        for r in results:
+            if "figure" in r:
+                print(f"written: {r['figure']}")
     return 2 if failed else 0

@@ -130,6 +130,11 @@ class Task:
         """:meth:`prediction` as table rows for the terminal."""
         raise NotImplementedError
 
+    def prediction_figure(self, path: Path, video: Path, scores: torch.Tensor, target: torch.Tensor) -> Path | None:
+        """``vidgrid predict --figures``: a picture of one video's prediction written to ``path``
+        (``target`` as :meth:`clip_target` gave it for the test views); None: the task draws none."""
+        return None
+
     def write_plots(self, out_dir: Path, scores: torch.Tensor, targets: torch.Tensor) -> list[Path]:
         """Task-specific figures of an evaluation (none by default)."""
         return []

@@ -6,10 +6,11 @@
 scale (``task.cls_grad_scale``, ``task.box_grad_scale``; 0 detaches the head). One forward returns
 ``(B, K + 4)``: the K class logits, then the box ``(x1, y1, x2, y2)`` in crop-normalised coordinates.
 
-**Targets**: per view ``(class, x1, y1, x2, y2, visible, side)``: the box of the clip's centre
-frame as it lies in the clip (:func:`vidgrid.data.boxes.view_box`), divided by the clip side
-``side`` (pixels); ``visible`` 0 for a box that left the crop or a video without boxes: such a clip
-has no box loss and no box metrics.
+**Targets**: per view ``(class, x1, y1, x2, y2, visible, side, frame, wx1, wy1, wx2, wy2)``: the
+box of the clip's centre frame as it lies in the clip (:func:`vidgrid.data.boxes.view_box`), divided
+by the clip side ``side`` (pixels); ``visible`` 0 for a box that left the crop or a video without
+boxes: such a clip has no box loss and no box metrics; then the view's centre frame and crop window
+in source pixels, which map a predicted box back onto the video (:meth:`Sibling.prediction_figure`).
 
 **Loss**: ``w_c · CE + w_b · (GIoU loss + L1)`` over the visible boxes, with fixed weights
 (``task.cls_weight``, ``task.box_weight``) or learned uncertainty weighting
@@ -28,6 +29,7 @@ holds it and a resumed run continues it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,6 +39,7 @@ from torch import nn
 from vidgrid.config import TaskConfig
 from vidgrid.data.annotations import Sample
 from vidgrid.data.boxes import ClipView, box_at, view_box
+from vidgrid.data.decode import decode_frames
 from vidgrid.errors import ConfigError
 from vidgrid.tasks.base import Task, register_task
 from vidgrid.tasks.boxes import box_iou, generalized_box_iou, giou_loss, l1_box_loss
@@ -46,8 +49,9 @@ from vidgrid.tasks.metrics import topk_accuracy
 HEADS = ("cls", "box")
 HEAD_METRICS = {"cls": "top1", "box": "iou"}
 """The metric that picks each head's best checkpoint and drives its early stop."""
-TARGET_WIDTH = 7
-"""Target columns: class, x1, y1, x2, y2, visible, side."""
+TARGET_WIDTH = 12
+"""Target columns: class, x1, y1, x2, y2, visible, side, then where the view was cut: its centre
+frame and its window (x1, y1, x2, y2) in source pixels (to draw a prediction on the video)."""
 
 
 class GradScale(torch.autograd.Function):
@@ -189,15 +193,16 @@ class Sibling(Task):
         return self.clip_target(sample, [ClipView(0.0, (0.0, 0.0, 1.0, 1.0), (1, 1))])
 
     def clip_target(self, sample: Sample, views: Sequence[ClipView]) -> torch.Tensor:
-        """float (V, 7): class, the box in crop fractions, visible, clip side in pixels."""
+        """float (V, 12): class, the box in crop fractions, visible, clip side in pixels, centre frame, window."""
         rows = []
         for view in views:
-            side = float(view.size[1])
+            side, where = float(view.size[1]), [view.frame, *view.window]
             if sample.boxes:
                 (x1, y1, x2, y2), visible = view_box(box_at(sample.boxes, view.frame), view)
-                rows.append([sample.label, x1 / side, y1 / view.size[0], x2 / side, y2 / view.size[0], float(visible), side])
+                box = [x1 / side, y1 / view.size[0], x2 / side, y2 / view.size[0], float(visible)]
             else:
-                rows.append([sample.label, 0.0, 0.0, 0.0, 0.0, 0.0, side])
+                box = [0.0, 0.0, 0.0, 0.0, 0.0]
+            rows.append([sample.label, *box, side, *where])
         return torch.tensor(rows, dtype=torch.float32)
 
     # training
@@ -298,7 +303,34 @@ class Sibling(Task):
         rows = [f"  {k}. {t['class']:<{width}}  {100 * t['score']:5.1f}%" for k, t in enumerate(prediction["top"], 1)]
         return rows + ["  box (x1, y1, x2, y2) in crop fractions: " + ", ".join(f"{v:.3f}" for v in prediction["box"])]
 
+    def prediction_figure(self, path: Path, video: Path, scores: torch.Tensor, target: torch.Tensor) -> Path:
+        """The centre view's centre frame with its predicted box (in source pixels) and class, as a PNG."""
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Rectangle
+
+        k, rows = self.num_outputs, target.reshape(-1, TARGET_WIDTH)
+        view = len(rows) // 2
+        frame, *window = rows[view, 7:].tolist()
+        box = source_box(scores[k:].reshape(-1, 4)[view].tolist(), window)
+        image = decode_frames(video, [round(frame)], threads=1)[0].numpy()  # (H, W, 3)
+        fig = Figure(figsize=(6, 6 * image.shape[0] / image.shape[1]), layout="constrained")
+        ax = fig.subplots()
+        ax.imshow(image, extent=(0, image.shape[1], image.shape[0], 0), interpolation="nearest")
+        ax.add_patch(Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False, color="yellow", linewidth=2))
+        best = int(scores[:k].argmax())
+        ax.set_title(f"{self.classes[best]} {100 * float(scores[best]):.1f}% · frame {round(frame)}", fontsize=10)
+        ax.set_axis_off()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+        return path
+
     def format_metrics(self, metrics: dict[str, float]) -> str:
         """``top-1 93.8% · IoU 0.812 · GIoU 0.790 · box MAE 2.1 px · IoU≥0.5 95.0%``."""
         return (f"top-1 {100 * metrics['top1']:.1f}% · IoU {metrics['iou']:.3f} · GIoU {metrics['giou']:.3f} · "
                 f"box MAE {metrics['box_mae']:.1f} px · IoU≥0.5 {100 * metrics['acc_iou50']:.1f}%")
+
+
+def source_box(box: Sequence[float], window: Sequence[float]) -> list[float]:
+    """A box in fractions of an (unflipped) test view -> source pixels, given the view's window ``(x1, y1, x2, y2)``."""
+    wx1, wy1, wx2, wy2 = window
+    return [wx1 + box[0] * (wx2 - wx1), wy1 + box[1] * (wy2 - wy1), wx1 + box[2] * (wx2 - wx1), wy1 + box[3] * (wy2 - wy1)]
