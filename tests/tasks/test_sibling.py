@@ -10,11 +10,10 @@ import torch
 
 from vidgrid.config import TaskConfig
 from vidgrid.data.annotations import Sample
-from vidgrid.data.boxes import WHOLE_VIDEO, crop_view
+from vidgrid.data.boxes import WHOLE_VIDEO, crop_view, view_box
 from vidgrid.engine.state import TrainState
 from vidgrid.models import create_model
 from vidgrid.tasks import task_class
-from vidgrid.data.boxes import view_box
 from vidgrid.tasks.sibling import BoxHead, Sibling, SiblingNetwork, source_box
 
 CLASSES = ["a", "b", "c"]
