@@ -183,3 +183,16 @@ def test_test_views_carry_the_box(rectangle_video: Path):
     for view, (*box, visible) in zip(views, target.tolist()):
         assert visible
         assert bright_box(view[:, 0]) == pytest.approx(box, abs=1.01)
+
+
+def test_a_box_beyond_the_decoded_frame_is_a_one_line_error(rectangle_video: Path):
+    def checked(sample: Sample, views: Sequence[ClipView]) -> torch.Tensor:
+        return torch.tensor([check_box(box_at(sample.boxes, v.frame), str(sample.path), v.frame_size) for v in views])
+
+    wide = Annotations([Sample(rectangle_video, 0, boxes=((WHOLE_VIDEO, 10, 10, 90, 20),))], ["a"])  # the frame is 80 wide
+    train = VideoClipDataset(wide, target=checked, base_frames=4, sampling_rate=2, base_crop=32, min_short=32, max_short=40)
+    with pytest.raises(DataError, match=r"rect.mp4: box \(10, 10, 90, 20\) goes beyond the 80x48 frame"):
+        train[(0, ClipShape(4, 32))]
+    test = VideoTestDataset(wide, target=checked, frames=4, sampling_rate=2, clips=1, crops=1, short_side=32, crop=32)
+    with pytest.raises(DataError, match="goes beyond the 80x48 frame"):
+        test[0]

@@ -12,6 +12,7 @@ from vidgrid.config import TaskConfig
 from vidgrid.data.annotations import Sample
 from vidgrid.data.boxes import WHOLE_VIDEO, crop_view, view_box
 from vidgrid.engine.state import TrainState
+from vidgrid.errors import DataError
 from vidgrid.models import create_model
 from vidgrid.tasks import task_class
 from vidgrid.tasks.sibling import BoxHead, Sibling, SiblingNetwork, source_box
@@ -121,6 +122,9 @@ def test_targets_follow_the_view():
         [2, 0, 1, 0, 1, 0, 16, 0, 100, 0, 116, 16],  # left the crop: clipped, not visible
     ]))
     assert task.clip_target(Sample(Path("v.mp4"), 1), views[:1]).tolist() == [[1, 0, 0, 0, 0, 0, 32, 0, 20, 10, 84, 74]]
+    small = crop_view(3, (10, 20, 64, 64), (32, 32), frame_size=(48, 60))  # the box reaches x = 62
+    with pytest.raises(DataError, match=r"v.mp4: frame 3: box \(30, 20, 62, 50\) goes beyond the 60x48 frame"):
+        task.clip_target(sample, [small])
 
 
 def padded(rows: list) -> torch.Tensor:

@@ -48,15 +48,17 @@ class ClipView:
     """``(height, width)`` of the clip."""
     flip: bool = False
     """Whether the clip was mirrored left-right after the crop."""
+    frame_size: tuple[int, int] | None = None
+    """``(height, width)`` of the source frames, where known (a box beyond them is an error)."""
 
 
 def crop_view(frame: float, box: tuple[int, int, int, int], size: tuple[int, int], flip: bool = False,
-              scale: tuple[float, float] = (1.0, 1.0)) -> ClipView:
+              scale: tuple[float, float] = (1.0, 1.0), frame_size: tuple[int, int] | None = None) -> ClipView:
     """The view of a ``(top, left, height, width)`` crop box of frames resized by ``scale`` =
     ``(sy, sx)`` from the source (1 = cut from the source frames themselves)."""
     top, left, height, width = box
     sy, sx = scale
-    return ClipView(frame, (left / sx, top / sy, (left + width) / sx, (top + height) / sy), size, flip)
+    return ClipView(frame, (left / sx, top / sy, (left + width) / sx, (top + height) / sy), size, flip, frame_size)
 
 
 def view_box(box: tuple[float, float, float, float], view: ClipView) -> tuple[tuple[float, float, float, float], bool]:

@@ -230,6 +230,7 @@ class VideoClipDataset(Dataset):
         else:
             indices = sampling.random_stride_indices(num_frames, shape.frames, self.base_frames, self.sampling_rate, rng)
         frames = decode_frames(self.annotations.samples[index].path, indices, threads=1)  # (t, H, W, 3); workers parallelise
+        frame_size = (frames.shape[1], frames.shape[2])
         if self.spatial_sampling == "resized_crop":
             frames, box = transforms.random_resized_crop(frames, shape.crop, rng)
         else:
@@ -240,7 +241,7 @@ class VideoClipDataset(Dataset):
             frames, flip = transforms.random_hflip(frames, rng)
         if self.rand_augment is not None:
             frames = apply_rand_augment(frames, *self.rand_augment, rng)
-        view = crop_view((indices[0] + indices[-1]) / 2, box, (shape.crop, shape.crop), flip)
+        view = crop_view((indices[0] + indices[-1]) / 2, box, (shape.crop, shape.crop), flip, frame_size=frame_size)
         return transforms.to_model_layout(frames), view  # (t, s, s, C) -> (C, t, s, s)
 
 
@@ -332,5 +333,6 @@ class VideoTestDataset(Dataset):
         for clip in clips:
             clip_frames = frames[torch.tensor([position[i] for i in clip])]  # (T, h, w, 3)
             views.extend(transforms.to_model_layout(transforms.crop(clip_frames, box)) for box in boxes)
-            where.extend(crop_view((clip[0] + clip[-1]) / 2, box, (self.crop, self.crop), scale=scale) for box in boxes)
+            where.extend(crop_view((clip[0] + clip[-1]) / 2, box, (self.crop, self.crop), scale=scale,
+                                   frame_size=(source.shape[1], source.shape[2])) for box in boxes)
         return torch.stack(views), where  # (V, C, T, s, s)

@@ -38,7 +38,7 @@ from torch import nn
 
 from vidgrid.config import TaskConfig
 from vidgrid.data.annotations import Sample
-from vidgrid.data.boxes import ClipView, box_at, view_box
+from vidgrid.data.boxes import ClipView, box_at, check_box, view_box
 from vidgrid.data.decode import decode_frames
 from vidgrid.errors import ConfigError
 from vidgrid.tasks.base import Task, register_task
@@ -190,6 +190,7 @@ class Sibling(Task):
 
     # data
     def target(self, sample: Sample) -> torch.Tensor:
+        """The target of one view of the first frame's top-left pixel (the datasets call :meth:`clip_target`)."""
         return self.clip_target(sample, [ClipView(0.0, (0.0, 0.0, 1.0, 1.0), (1, 1))])
 
     def clip_target(self, sample: Sample, views: Sequence[ClipView]) -> torch.Tensor:
@@ -198,7 +199,8 @@ class Sibling(Task):
         for view in views:
             side, where = float(view.size[1]), [view.frame, *view.window]
             if sample.boxes:
-                (x1, y1, x2, y2), visible = view_box(box_at(sample.boxes, view.frame), view)
+                source = check_box(box_at(sample.boxes, view.frame), f"{sample.path}: frame {view.frame:g}", view.frame_size)
+                (x1, y1, x2, y2), visible = view_box(source, view)
                 box = [x1 / side, y1 / view.size[0], x2 / side, y2 / view.size[0], float(visible)]
             else:
                 box = [0.0, 0.0, 0.0, 0.0, 0.0]
