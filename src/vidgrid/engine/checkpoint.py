@@ -13,8 +13,9 @@ A checkpoint is one ``dict`` saved with :func:`torch.save` and read back with
 Files are ``checkpoints/ckpt-<iteration>.pt``, and ``checkpoints/best.pt`` (``best-<metric>.pt``
 per metric for a task with several heads) a second name (a hard link) of the one with the best
 validation; a write goes to a temporary file in the same folder that is fsync'ed, renamed over the
-final name and the folder fsync'ed, so a crash leaves either the old or the new file, never half of one (the temporaries a killed write leaves behind are removed by
-:func:`remove_temporaries` when the next run starts). A write that fails (a full disk) is one
+final name and the folder fsync'ed, so a crash leaves either the old or the new file, never half of
+one (the temporaries a killed write leaves behind are removed by :func:`remove_temporaries` when the
+next run starts). A write that fails (a full disk) is one
 :class:`CheckpointError` naming the file and the previous checkpoint, which stays intact. Files get
 the process umask's permissions, so a group can share a run folder. Rotation keeps the ``keep``
 newest by iteration of the run being written: files of a higher iteration are from a run this one
