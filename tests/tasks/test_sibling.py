@@ -208,6 +208,16 @@ def test_per_head_early_stop_on_a_scripted_metric_sequence():
     _, again = sibling(patience=2)
     again.load_state_dict(net.state_dict())
     assert again.frozen.tolist() == [False, True] and not again.head["box"].sides.bias.requires_grad
+    assert all(p.requires_grad for p in net.backbone.parameters())  # the classifier still trains it
+    # top-1 stalls too: every head stops, the backbone freezes, the loss is a 0 that trains nothing
+    for epoch, value in ((6, 0.7), (7, 0.75)):
+        state.epoch = epoch
+        messages += task.after_validation(net, state.improves({"top1": value, "iou": 0.1}, task.best_checkpoints()))
+    assert net.frozen.tolist() == [True, True] and "every head has stopped" in messages[-1]
+    assert not any(p.requires_grad for p in net.parameters())
+    loss = task.loss(net(torch.randn(2, 3, 4, 32, 32)), batch_targets(task, [[0, 0.5, 0.5, 1, 1, 1, 32]] * 2))
+    loss.backward()
+    assert loss.item() == 0 and all(p.grad is None for p in net.parameters())
 
 
 def test_early_stop_off_by_default():

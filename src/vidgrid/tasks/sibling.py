@@ -22,7 +22,8 @@ Each head has a best checkpoint (``best-top1.pt``, ``best-iou.pt``).
 
 **Per-head early stop** (``task.patience`` > 0): a head whose metric has not improved for
 ``patience`` evaluations gets the weights of its best evaluation back, is frozen and its loss
-stops; the other head trains on. The bookkeeping lives in the network's buffers, so a checkpoint
+stops; the other head trains on. Once both have stopped the backbone is frozen too and the loss is
+a constant 0 (the remaining epochs change no weight; BatchNorm statistics still follow the data). The bookkeeping lives in the network's buffers, so a checkpoint
 holds it and a resumed run continues it.
 """
 
@@ -152,10 +153,13 @@ class SiblingNetwork(nn.Module):
         self.apply_frozen()
 
     def apply_frozen(self) -> None:
-        """``requires_grad`` off for the frozen heads (after a freeze or a resume)."""
+        """``requires_grad`` off for the frozen heads, and for the backbone once every head is frozen
+        (after a freeze or a resume)."""
         for k, name in enumerate(HEADS):
             for p in self.head[name].parameters():
                 p.requires_grad_(not bool(self.frozen[k]))
+        for p in self.backbone.parameters():
+            p.requires_grad_(not bool(self.frozen.all()))
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         super()._load_from_state_dict(*args, **kwargs)
@@ -224,8 +228,11 @@ class Sibling(Task):
         return self.combine(cls_loss, box_loss)
 
     def combine(self, cls_loss: torch.Tensor, box_loss: torch.Tensor) -> torch.Tensor:
-        """The weighted sum of the heads' losses that are still training."""
+        """The weighted sum of the heads' losses that are still training (every head stopped: a 0 that
+        trains nothing)."""
         net, s = self.network, self.settings
+        if net is not None and bool(net.frozen.all()):
+            return cls_loss.new_zeros((), requires_grad=True)
         total = cls_loss.new_zeros(())
         for k, loss in enumerate((cls_loss, box_loss)):
             if net is not None and bool(net.frozen[k]):
@@ -250,6 +257,8 @@ class Sibling(Task):
                 model.freeze(k)
                 messages.append(f"{name} head: {HEAD_METRICS[name]} did not improve for {self.settings.patience} "
                                 f"evaluations; back to its best weights and frozen")
+                if bool(model.frozen.all()):
+                    messages.append("every head has stopped: the backbone is frozen too, the remaining epochs train nothing")
         return messages
 
     # evaluation
