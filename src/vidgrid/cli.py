@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=float, default=None, metavar="S", help="seconds between windows (default: --window)")
     p.add_argument("--out", default=None, metavar="DIR", help="folder for the timelines (default: timelines)")
 
+    p.add_argument("--figures", default=None, metavar="DIR",
+                   help="write the task's picture of each prediction there (sibling: centre frame with the box, PNG)")
+
     p = sub.add_parser("export", help="export a checkpoint to safetensors, ONNX or torch.export (pt2)")
     p.add_argument("checkpoint", help="checkpoint written by vidgrid train, or a file written by vidgrid convert")
     p.add_argument("--format", dest="fmt", choices=["safetensors", "onnx", "pt2"], required=True,
@@ -112,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distractors", type=int, default=None, help="most distractor dots per video (default: 2)")
     p.add_argument("--moving-distractors", type=float, default=None, metavar="P",
                    help="probability that a distractor drifts (default: 0.5)")
+    p.add_argument("--boxes", action="store_true", default=None,
+                   help="also write boxes.csv: the main object's box in every frame (for data.boxes)")
     p.add_argument("--workers", type=int, default=None, help="parallel encoder processes")
 
     data = sub.add_parser("data", help="check or prepare a video dataset").add_subparsers(
@@ -198,7 +203,8 @@ def _run(args: argparse.Namespace) -> int | None:
         from vidgrid.engine.predict import predict_command
 
         return predict_command([Path(v) for v in args.videos], Path(args.checkpoint), top=args.top, as_json=args.json,
-                               window=args.window, stride=args.stride, out=Path(args.out) if args.out else None)
+                               window=args.window, stride=args.stride, out=Path(args.out) if args.out else None,
+                               figures=Path(args.figures) if args.figures else None)
     if cmd == "export":
         from vidgrid.engine.export import export_command
 
@@ -239,7 +245,7 @@ def _run(args: argparse.Namespace) -> int | None:
         from vidgrid.data.synthetic import synth_command
 
         names = ("classes", "size", "train_per_class", "val_per_class", "frames", "fps", "distractors",
-                 "moving_distractors", "workers")
+                 "moving_distractors", "boxes", "workers")
         options = {k: getattr(args, k) for k in names}
         return synth_command(Path(args.out_dir), seed=args.seed, **{k: v for k, v in options.items() if v is not None})
     if cmd == "data" and args.data_command == "check":

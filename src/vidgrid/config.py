@@ -49,6 +49,9 @@ class DataConfig:
     ``auto`` lets the formats' detectors decide from the file type, extension and CSV header."""
     classes: str = ""
     """Optional ``classes.txt`` (one class name per line); default: ``classes.txt`` beside the list."""
+    boxes: str = ""
+    """Optional track file of the main object's boxes, CSV ``path,frame,x1,y1,x2,y2`` (source pixels,
+    linearly interpolated between annotated frames); a list line may instead end with ``x1 y1 x2 y2``."""
     frames: int = 16
     """Base clip length T in frames (the multigrid schedule scales it)."""
     sampling_rate: int = 4
@@ -89,7 +92,19 @@ class TaskConfig:
 
     name: str = "classification"
     """Registered task: ``classification`` (one class per video; multi-label when the annotations
-    are, as Charades' are) or ``multi_label``."""
+    are, as Charades' are), ``multi_label`` or ``sibling`` (classes and the main object's box)."""
+    cls_weight: float = 1.0
+    """Sibling task: weight of the classification loss (fixed weighting)."""
+    box_weight: float = 1.0
+    """Sibling task: weight of the box loss, GIoU loss + L1 on crop-normalised coordinates (fixed weighting)."""
+    loss_weighting: Literal["fixed", "uncertainty"] = "fixed"
+    """Sibling task: the weights above, or learned uncertainty weighting (Kendall et al., CVPR 2018)."""
+    cls_grad_scale: float = 1.0
+    """Sibling task: scale of the classification head's gradient into the backbone (0 detaches it)."""
+    box_grad_scale: float = 1.0
+    """Sibling task: scale of the box head's gradient into the backbone (0 detaches it)."""
+    patience: int = 0
+    """Sibling task: evaluations without improvement after which a head is reset to its best and frozen (0 = off)."""
 
 
 @dataclass
@@ -452,6 +467,7 @@ def validate(cfg: Config) -> None:
         (cfg.eval.short_side == 0 or cfg.eval.short_side >= (cfg.eval.crop or cfg.data.crop), "eval.short_side",
          "0 or at least the test crop"),
         (cfg.eval.batch_size >= 1, "eval.batch_size", "an integer >= 1"),
+        (cfg.task.patience >= 0, "task.patience", "an integer >= 0 (0 = off)"),
     ]
     for ok, key, expected in checks:
         if not ok:

@@ -21,7 +21,7 @@ from vidgrid.types import ClipShape
 from vidgrid.tasks.classification import Classification
 from vidgrid.tasks.multi_label import MultiLabelClassification
 
-LABEL = Classification([str(k) for k in range(10)]).target
+LABEL = Classification([str(k) for k in range(10)]).clip_target
 """Class-id targets for the single-label annotations of these tests."""
 
 BASE = dict(base_frames=8, sampling_rate=2, base_crop=32, min_short=32, max_short=40)
@@ -104,7 +104,7 @@ def test_flip_can_be_switched_off(tmp_path: Path) -> None:
 
 def test_rand_augment_and_multi_label_targets(index_video: Path) -> None:
     annotations = Annotations([Sample(index_video, -1, (0, 2))], ["a", "b", "c"], multi_label=True)
-    target_of = MultiLabelClassification(["a", "b", "c"]).target
+    target_of = MultiLabelClassification(["a", "b", "c"]).clip_target
     data = VideoClipDataset(annotations, target=target_of, **BASE, rand_augment=(2, 9))
     clip, target, _ = data[(0, ClipShape(4, 16))]
     assert clip.shape == (3, 4, 16, 16)

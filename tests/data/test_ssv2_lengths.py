@@ -18,7 +18,7 @@ from vidgrid.errors import DataError
 from vidgrid.types import ClipShape
 from vidgrid.tasks.classification import Classification
 
-LABEL = Classification([str(k) for k in range(10)]).target
+LABEL = Classification([str(k) for k in range(10)]).clip_target
 """Class-id targets for the single-label annotations of these tests."""
 
 TEMPLATES = ["Pushing something from left to right", "Pushing something from right to left"]

@@ -241,7 +241,7 @@ def test_synth_options_reach_the_videos_and_meta(tmp_path: Path, capsys: pytest.
     assert meta == {
         "name": "vidgrid-synthetic", "flip_sensitive": False, "seed": 0, "preset": "timing",
         "classes": ["blink", "fade_in", "fade_out", "pulse"], "width": 40, "height": 24, "train_per_class": 1,
-        "val_per_class": 1, "frames": 8, "fps": 16, "distractors": 0, "moving_distractors": 1.0,
+        "val_per_class": 1, "frames": 8, "fps": 16, "distractors": 0, "moving_distractors": 1.0, "boxes": None,
     }
     assert (out / "classes.txt").read_text().split() == meta["classes"]
     info = probe_video(out / "val" / "pulse" / "pulse_000.mp4")

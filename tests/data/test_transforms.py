@@ -51,7 +51,7 @@ def test_rescale_crop_box_matches_the_jittered_short_side() -> None:
 @pytest.mark.parametrize("crop", [16, 32, 45])
 def test_random_rescale_crop_output_size(crop: int) -> None:
     rng = random.Random(crop)
-    out = transforms.random_rescale_crop(_clip(), crop, transforms.jitter_range(crop, 45, 48, 60), rng)
+    out, _ = transforms.random_rescale_crop(_clip(), crop, transforms.jitter_range(crop, 45, 48, 60), rng)
     assert out.shape == (4, crop, crop, 3) and out.dtype == torch.uint8
 
 
@@ -62,7 +62,7 @@ def test_random_resized_crop_boxes_respect_scale_and_ratio() -> None:
         assert 0 <= top and top + h <= 120 and 0 <= left and left + w <= 160
         assert 0.07 <= h * w / (120 * 160) <= 1.0
         assert 0.7 <= w / h <= 1.4
-    assert transforms.random_resized_crop(_clip(), 24, rng).shape == (4, 24, 24, 3)
+    assert transforms.random_resized_crop(_clip(), 24, rng)[0].shape == (4, 24, 24, 3)
 
 
 def test_resized_crop_falls_back_to_a_centred_box_for_extreme_aspect() -> None:
@@ -72,7 +72,7 @@ def test_resized_crop_falls_back_to_a_centred_box_for_extreme_aspect() -> None:
 
 def test_flip_mirrors_every_frame_the_same_way() -> None:
     clip = _clip()
-    outs = [transforms.random_hflip(clip, random.Random(seed)) for seed in range(20)]
+    outs = [transforms.random_hflip(clip, random.Random(seed))[0] for seed in range(20)]
     flipped = [o for o in outs if not torch.equal(o, clip)]
     assert flipped and len(flipped) < 20
     assert all(torch.equal(o, clip.flip(2)) for o in flipped)

@@ -11,6 +11,7 @@ the class range is an error, never wrapped around.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -27,7 +28,8 @@ from vidgrid.data.formats import (
 )
 from vidgrid.data.formats.charades import CHARADES_CLASSES
 from vidgrid.data.formats.folder import VIDEO_EXTENSIONS
-from vidgrid.data.formats.records import load_json
+from vidgrid.data.boxes import BoxRow, check_box
+from vidgrid.data.formats.records import load_json, read_text, resolve
 from vidgrid.errors import DataError
 
 __all__ = [
@@ -42,6 +44,7 @@ def load_annotations(
     root: str | Path | None = None,
     format: str = AUTO,
     classes: str | Path | None = None,
+    boxes: str | Path | None = None,
 ) -> Annotations:
     """Read the annotations at ``source`` (a list file, or a folder per class).
 
@@ -52,6 +55,9 @@ def load_annotations(
     error naming ``data.format`` and the valid names.
     ``classes``: class-name file (default: the format's own, e.g. ``classes.txt`` beside the list,
     ``labels.json`` for SSv2).
+    ``boxes``: a track file (CSV ``path,frame,x1,y1,x2,y2``, :func:`read_box_tracks`,
+    paths resolved against ``root``) whose tracks replace the samples' own boxes; videos it does not
+    name keep theirs (a list's ``path label x1 y1 x2 y2`` box, or none).
     """
     check_format(format)
     source = Path(source)
@@ -66,6 +72,9 @@ def load_annotations(
     data_root = Path(root) if root else base
     class_file = Path(classes) if classes else fmt.default_class_file(base)
     samples, names = fmt.read(source, data_root, class_file)
+    if boxes:
+        tracks = read_box_tracks(Path(boxes), data_root)
+        samples = [dataclasses.replace(s, boxes=tracks[s.path]) if s.path in tracks else s for s in samples]
     meta = {**fmt.meta, **_read_meta(base / "meta.json")}
     return Annotations(samples, names, multi_label=fmt.multi_label, meta=meta)
 
@@ -140,3 +149,32 @@ def write_annotations(path: str | Path, annotations: Annotations) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def read_box_tracks(path: Path, root: Path) -> dict[Path, tuple[BoxRow, ...]]:
+    """A track file: CSV ``path,frame,x1,y1,x2,y2`` (optional header), paths resolved against ``root``
+    as the lists' are; one sorted track per video. A malformed row, a bad box or a frame annotated
+    twice is a one-line :class:`DataError` naming the file and line."""
+    tracks: dict[Path, dict[int, BoxRow]] = {}
+    for number, row in enumerate(csv.reader(read_text(path).splitlines()), 1):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+            continue
+        where = f"{path}: line {number}"
+        if len(row) != 6:
+            raise DataError(f"{where}: expected 'path,frame,x1,y1,x2,y2', got {len(row)} fields")
+        try:
+            frame = int(row[1])
+            numbers = tuple(float(v) for v in row[2:])
+        except ValueError:
+            if number == 1 and not tracks:  # a header such as 'path,frame,x1,y1,x2,y2'
+                continue
+            raise DataError(f"{where}: expected an integer frame and four numbers, got '{','.join(row)}'") from None
+        if frame < 0:
+            raise DataError(f"{where}: frame {frame} must be >= 0")
+        track = tracks.setdefault(resolve(row[0].strip(), root), {})
+        if frame in track:
+            raise DataError(f"{where}: frame {frame} of {row[0].strip()} is annotated twice")
+        track[frame] = (frame, *check_box(numbers, where))
+    if not tracks:
+        raise DataError(f"{path}: no boxes (expected 'path,frame,x1,y1,x2,y2' lines)")
+    return {video: tuple(rows[f] for f in sorted(rows)) for video, rows in tracks.items()}

@@ -47,6 +47,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vidgrid.data import sampling, transforms
+from vidgrid.data.boxes import ClipView, crop_view
 from vidgrid.data.decode import DecodeError, decode_frames, probe_video
 from vidgrid.data.randaugment import rand_augment as apply_rand_augment
 from vidgrid.errors import DataError
@@ -146,7 +147,7 @@ class VideoClipDataset(Dataset):
         self,
         annotations: Annotations,
         *,
-        target: Callable[[Sample], torch.Tensor],
+        target: Callable[[Sample, Sequence[ClipView]], torch.Tensor],
         base_frames: int,
         sampling_rate: int,
         base_crop: int,
@@ -159,7 +160,8 @@ class VideoClipDataset(Dataset):
         max_retries: int = 10,
         seed: int = 0,
     ) -> None:
-        """``target``: a sample's target tensor (the task's, :meth:`vidgrid.tasks.Task.target`).
+        """``target``: a sample's target tensor given where its clip was cut (the task's
+        :meth:`vidgrid.tasks.Task.clip_target`).
         ``rand_augment``: (ops n, magnitude m) or None = off. ``base_frames`` T, ``sampling_rate`` τ
         and ``base_crop`` S are the base grid the multigrid shapes are relative to."""
         if not annotations.samples:
@@ -206,7 +208,7 @@ class VideoClipDataset(Dataset):
             if self._failures.is_bad(candidate):
                 continue
             try:
-                clip = self._clip(candidate, shape, rng)
+                clip, view = self._clip(candidate, shape, rng)
             except DecodeError as e:
                 self._failures.record(candidate, _failure_code(e), e.reason)
                 continue
@@ -214,14 +216,14 @@ class VideoClipDataset(Dataset):
                 self._failures.record(candidate, _TOO_SHORT, str(e))
                 continue
             self._failures.record_decoded(candidate)
-            return clip, self.target(self.annotations.samples[candidate]), candidate
+            return clip, self.target(self.annotations.samples[candidate], [view]), candidate
         raise DataError(
             f"{self.annotations.samples[index].path}: no decodable replacement found in {self.max_retries} retries "
             f"({len(self.skipped())} of {len(self)} videos bad so far); run 'vidgrid data check' on the list"
         )
 
-    def _clip(self, index: int, shape: ClipShape, rng: random.Random) -> torch.Tensor:
-        """Decode and augment one clip of sample ``index``: uint8 (C, t, s, s)."""
+    def _clip(self, index: int, shape: ClipShape, rng: random.Random) -> tuple[torch.Tensor, ClipView]:
+        """Decode and augment one clip of sample ``index``: uint8 (C, t, s, s) and where it was cut."""
         num_frames = self._failures.frame_count(index)
         if self.temporal_sampling == "stride" and num_frames < self.base_frames:
             raise _TooShort(f"{num_frames} frames, fewer than the base clip's {self.base_frames}")
@@ -230,16 +232,19 @@ class VideoClipDataset(Dataset):
         else:
             indices = sampling.random_stride_indices(num_frames, shape.frames, self.base_frames, self.sampling_rate, rng)
         frames = decode_frames(self.annotations.samples[index].path, indices, threads=1)  # (t, H, W, 3); workers parallelise
+        frame_size = (frames.shape[1], frames.shape[2])
         if self.spatial_sampling == "resized_crop":
-            frames = transforms.random_resized_crop(frames, shape.crop, rng)
+            frames, box = transforms.random_resized_crop(frames, shape.crop, rng)
         else:
             short_range = transforms.jitter_range(shape.crop, self.base_crop, self.min_short, self.max_short)
-            frames = transforms.random_rescale_crop(frames, shape.crop, short_range, rng)
+            frames, box = transforms.random_rescale_crop(frames, shape.crop, short_range, rng)
+        flip = False
         if self.flip:
-            frames = transforms.random_hflip(frames, rng)
+            frames, flip = transforms.random_hflip(frames, rng)
         if self.rand_augment is not None:
             frames = apply_rand_augment(frames, *self.rand_augment, rng)
-        return transforms.to_model_layout(frames)  # (t, s, s, C) -> (C, t, s, s)
+        view = crop_view((indices[0] + indices[-1]) / 2, box, (shape.crop, shape.crop), flip, frame_size=frame_size)
+        return transforms.to_model_layout(frames), view  # (t, s, s, C) -> (C, t, s, s)
 
 
 class VideoTestDataset(Dataset):
@@ -255,7 +260,7 @@ class VideoTestDataset(Dataset):
         self,
         annotations: Annotations,
         *,
-        target: Callable[[Sample], torch.Tensor],
+        target: Callable[[Sample, Sequence[ClipView]], torch.Tensor],
         frames: int,
         sampling_rate: int,
         clips: int,
@@ -300,37 +305,42 @@ class VideoTestDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         sample = self.annotations.samples[index]
-        target = self.target(sample)
+        # an undecodable video's target sees nominal views (its row is left out of every metric)
+        nominal = [ClipView(0.0, (0.0, 0.0, float(self.crop), float(self.crop)), (self.crop, self.crop))] * self.num_views
         empty = torch.zeros(self.num_views, 3, self.frames, self.crop, self.crop, dtype=torch.uint8)
         if self._failures.is_bad(index):
-            return empty, target, -1
+            return empty, self.target(sample, nominal), -1
         try:
             num_frames = self._failures.frame_count(index)
             if num_frames < self.frames:
                 self._failures.record(index, _TOO_SHORT, f"{num_frames} frames, fewer than the clip's {self.frames}")
-                return empty, target, -1
-            views = self._views(sample.path, num_frames)
+                return empty, self.target(sample, nominal), -1
+            views, where = self._views(sample.path, num_frames)
         except DecodeError as e:
             self._failures.record(index, _failure_code(e), e.reason)
-            return empty, target, -1
+            return empty, self.target(sample, nominal), -1
         self._failures.record_decoded(index)
-        return views, target, index
+        return views, self.target(sample, where), index
 
     def window_views(self, path: str | Path, start: int, stop: int) -> torch.Tensor:
         """All views of the frames ``[start, stop)`` of a video, as if they were a whole video (one
         window of a long video): uint8 (V, C, T, s, s); a :class:`DecodeError` for a broken file."""
-        return self._views(path, stop - start, offset=start)
+        return self._views(path, stop - start, offset=start)[0]
 
-    def _views(self, path, num_frames: int, *, offset: int = 0) -> torch.Tensor:
+    def _views(self, path, num_frames: int, *, offset: int = 0) -> tuple[torch.Tensor, list[ClipView]]:
         """All views of one video (or of the ``num_frames`` from frame ``offset``) from a single decode:
-        uint8 (V, C, T, s, s)."""
+        uint8 (V, C, T, s, s), and where each was cut."""
         clips = [[offset + i for i in clip] for clip in self.view_indices(num_frames)]
         union = sorted({i for clip in clips for i in clip})
-        frames = transforms.resize_short_side(decode_frames(path, union, threads=1), self.short_side)  # (U, h, w, 3)
+        source = decode_frames(path, union, threads=1)  # (U, H, W, 3)
+        frames = transforms.resize_short_side(source, self.short_side)  # (U, h, w, 3)
+        scale = (frames.shape[1] / source.shape[1], frames.shape[2] / source.shape[2])
         position = {frame: k for k, frame in enumerate(union)}
         boxes = transforms.eval_crop_boxes(frames.shape[1], frames.shape[2], self.crop, self.crops)
-        views = []
+        views, where = [], []
         for clip in clips:
             clip_frames = frames[torch.tensor([position[i] for i in clip])]  # (T, h, w, 3)
             views.extend(transforms.to_model_layout(transforms.crop(clip_frames, box)) for box in boxes)
-        return torch.stack(views)  # (V, C, T, s, s)
+            where.extend(crop_view((clip[0] + clip[-1]) / 2, box, (self.crop, self.crop), scale=scale,
+                                   frame_size=(source.shape[1], source.shape[2])) for box in boxes)
+        return torch.stack(views), where  # (V, C, T, s, s)

@@ -17,6 +17,12 @@ Output layout::
     OUT/train.csv, OUT/val.csv    ("relative/path.mp4 label" lines, the Kinetics list format)
     OUT/classes.txt               (one class name per line)
     OUT/meta.json                 (every option, and "flip_sensitive": training turns the flip off)
+    OUT/boxes.csv                 (with --boxes: the main object's box in every frame of every video,
+                                   "path,frame,x1,y1,x2,y2" in pixels; train with data.boxes=OUT/boxes.csv)
+
+The main object of a video is the moving or changing shape that defines its class; its box bounds
+the pixels the shape covers in that frame (:func:`~vidgrid.data.synthetic_classes.object_boxes`),
+whatever its opacity (a faded or blinked-off object keeps its place). Distractors have no box.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from vidgrid.data.synthetic_classes import (
     DEFAULT_MOVING_DISTRACTORS,
     flip_sensitive,
     preset_name,
-    render_video,
+    render_video_and_track,
     resolve_classes,
 )
 from vidgrid.errors import VidgridError
@@ -71,12 +77,17 @@ def parse_size(text: str) -> tuple[int, int]:
 # writing
 
 
-def _write_one(task: tuple) -> None:
-    """Render and encode one video (runs in a worker process)."""
-    path, label, seed, split, number, fps, render_options = task
+BOXES_FILE = "boxes.csv"
+
+
+def _write_one(task: tuple) -> list[str]:
+    """Render and encode one video (runs in a worker process); returns its ``boxes.csv`` lines."""
+    path, relative, label, seed, split, number, fps, render_options = task
     rng = np.random.default_rng((seed, split, CLASSES.index(label), number))
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_video(path, render_video(label, rng, **render_options), fps, keyint=KEYINT, crf=18)
+    frames, boxes = render_video_and_track(label, rng, **render_options)
+    write_video(path, frames, fps, keyint=KEYINT, crf=18)
+    return [f"{relative},{t},{x1:g},{y1:g},{x2:g},{y2:g}" for t, (x1, y1, x2, y2) in enumerate(boxes.tolist())]
 
 
 def write_synthetic_dataset(
@@ -92,6 +103,7 @@ def write_synthetic_dataset(
     fps: int = DEFAULT_FPS,
     distractors: int = DEFAULT_DISTRACTORS,
     moving_distractors: float = DEFAULT_MOVING_DISTRACTORS,
+    boxes: bool = False,
     workers: int | None = None,
 ) -> dict:
     """Write the dataset under ``out_dir`` (see the module docstring) and return its ``meta.json`` dict.
@@ -101,7 +113,7 @@ def write_synthetic_dataset(
     in pixels (even, >= 16); ``train_per_class``, ``val_per_class``: videos per class and split;
     ``frames``, ``fps``: length and rate of every video; ``distractors``: the most distractor dots in
     a video (each video has 0 to that many); ``moving_distractors``: probability that a dot drifts;
-    ``workers``: encoder processes (default: up to 4 of the CPU cores; 1 = in this process). Invalid
+    ``boxes``: also write ``boxes.csv``, the main object's track of every video; ``workers``: encoder processes (default: up to 4 of the CPU cores; 1 = in this process). Invalid
     options raise :class:`~vidgrid.errors.VidgridError` naming the ``vidgrid synth`` flag.
     """
     names = resolve_classes(classes)
@@ -129,15 +141,14 @@ def write_synthetic_dataset(
             for number in range(count):
                 relative = f"{split}/{label}/{label}_{number:03d}.mp4"
                 lists[split].append(f"{relative} {label_id}")
-                tasks.append((out_dir / relative, label, seed, split_id, number, fps, render_options))
+                tasks.append((out_dir / relative, relative, label, seed, split_id, number, fps, render_options))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if workers == 1:
-        for task in tasks:
-            _write_one(task)
+        tracks = [_write_one(task) for task in tasks]
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(_write_one, tasks, chunksize=8))
+            tracks = list(pool.map(_write_one, tasks, chunksize=8))
 
     meta = {
         "name": "vidgrid-synthetic",
@@ -153,10 +164,13 @@ def write_synthetic_dataset(
         "fps": fps,
         "distractors": distractors,
         "moving_distractors": moving_distractors,
+        "boxes": BOXES_FILE if boxes else None,
     }
     for split in SPLITS:
         (out_dir / f"{split}.csv").write_text("".join(f"{line}\n" for line in lists[split]))
     (out_dir / "classes.txt").write_text("".join(f"{name}\n" for name in names))
+    if boxes:
+        (out_dir / BOXES_FILE).write_text("path,frame,x1,y1,x2,y2\n" + "".join(f"{line}\n" for video in tracks for line in video))
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 
@@ -183,5 +197,6 @@ def synth_command(out_dir: Path, *, size: str | None = None, **options) -> int:
         f"{meta['width']}x{meta['height']} at {meta['fps']} fps; up to {meta['distractors']} distractors, "
         f"{meta['moving_distractors']:.0%} moving) to {out_dir} in {time.perf_counter() - started:.1f}s; "
         f"train with data.train_list={out_dir / 'train.csv'}"
+        + (f" data.boxes={out_dir / BOXES_FILE}" if meta["boxes"] else "")
     )
     return 0

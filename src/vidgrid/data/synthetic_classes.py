@@ -333,6 +333,23 @@ def render_video(
     moving_distractors: float = DEFAULT_MOVING_DISTRACTORS,
 ) -> np.ndarray:
     """One synthetic video of class ``label``: uint8 (T, H, W, 3)."""
+    return render_video_and_track(
+        label, rng, frames=frames, width=width, height=height, distractors=distractors, moving_distractors=moving_distractors
+    )[0]
+
+
+def render_video_and_track(
+    label: str,
+    rng: np.random.Generator,
+    *,
+    frames: int,
+    width: int,
+    height: int,
+    distractors: int = DEFAULT_DISTRACTORS,
+    moving_distractors: float = DEFAULT_MOVING_DISTRACTORS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One synthetic video of class ``label`` and its main object's track: uint8 (T, H, W, 3) frames
+    and float (T, 4) boxes (:func:`object_boxes`)."""
     if label not in _FAMILY:
         raise ValueError(f"unknown synthetic class {label!r}")
     canvas = _background(rng, frames, width, height)
@@ -342,4 +359,19 @@ def render_video(
     colour = _bright_colour(rng)
     distance, opacity = _FAMILY[label](label, rng, grid)
     paint(canvas, distance, colour, opacity)
-    return np.clip(np.round(canvas), 0, 255).astype(np.uint8)
+    return np.clip(np.round(canvas), 0, 255).astype(np.uint8), object_boxes(distance)
+
+
+def object_boxes(distance: np.ndarray) -> np.ndarray:
+    """float (T, 4) ``(x1, y1, x2, y2)`` per frame: the pixels a shape's signed distance (T, H, W) puts
+    inside it (alpha above 1/2), whatever its opacity (a faded or blinked-off object keeps its place).
+    Edges are pixel edges, so a shape covering columns 3..9 has ``x1 = 3, x2 = 10``."""
+    inside = distance < 0  # (T, H, W)
+    boxes = np.zeros((len(inside), 4))
+    for t, mask in enumerate(inside):
+        rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if len(rows) == 0:  # a shape thinner than a pixel centre: its nearest pixel
+            y, x = np.unravel_index(np.argmin(distance[t]), mask.shape)
+            rows, columns = np.array([y]), np.array([x])
+        boxes[t] = columns[0], rows[0], columns[-1] + 1, rows[-1] + 1
+    return boxes

@@ -71,11 +71,12 @@ def rescale_crop_box(height: int, width: int, crop_size: int, short: int, rng: r
 
 def random_rescale_crop(
     frames: torch.Tensor, crop_size: int, short_range: tuple[int, int], rng: random.Random
-) -> torch.Tensor:
-    """RandomRescale + RandomCrop: short side uniform in ``short_range``, then a random s×s crop."""
+) -> tuple[torch.Tensor, Box]:
+    """RandomRescale + RandomCrop: short side uniform in ``short_range``, then a random s×s crop;
+    also the source box that was cut."""
     short = rng.randint(*short_range)
     box = rescale_crop_box(frames.shape[1], frames.shape[2], crop_size, short, rng)
-    return resize(crop(frames, box), crop_size, crop_size)
+    return resize(crop(frames, box), crop_size, crop_size), box
 
 
 def resized_crop_box(
@@ -108,15 +109,16 @@ def resized_crop_box(
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def random_resized_crop(frames: torch.Tensor, crop_size: int, rng: random.Random) -> torch.Tensor:
-    """RandomResizedCrop (scale 0.08–1, ratio 3/4–4/3) of uint8 (T, H, W, C) to s×s."""
+def random_resized_crop(frames: torch.Tensor, crop_size: int, rng: random.Random) -> tuple[torch.Tensor, Box]:
+    """RandomResizedCrop (scale 0.08–1, ratio 3/4–4/3) of uint8 (T, H, W, C) to s×s; also the source box that was cut."""
     box = resized_crop_box(frames.shape[1], frames.shape[2], rng)
-    return resize(crop(frames, box), crop_size, crop_size)
+    return resize(crop(frames, box), crop_size, crop_size), box
 
 
-def random_hflip(frames: torch.Tensor, rng: random.Random) -> torch.Tensor:
-    """Mirror every frame of uint8 (T, H, W, C) left-right with probability 1/2."""
-    return frames.flip(2) if rng.random() < 0.5 else frames
+def random_hflip(frames: torch.Tensor, rng: random.Random) -> tuple[torch.Tensor, bool]:
+    """Mirror every frame of uint8 (T, H, W, C) left-right with probability 1/2; also whether it did."""
+    flip = rng.random() < 0.5
+    return (frames.flip(2) if flip else frames), flip
 
 
 def eval_crop_boxes(height: int, width: int, crop_size: int, crops: Literal[1, 3]) -> list[Box]:

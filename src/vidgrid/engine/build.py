@@ -32,7 +32,8 @@ def load_split(cfg: Config, which: str) -> Annotations:
     if root is not None and not Path(root).is_dir():
         raise ConfigError(f"'data.root' = {root!r}: folder does not exist")
     try:
-        return load_annotations(source, root=root, format=cfg.data.format, classes=cfg.data.classes or None)
+        return load_annotations(source, root=root, format=cfg.data.format, classes=cfg.data.classes or None,
+                                boxes=cfg.data.boxes or None)
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else "not a text file"
         raise DataError(f"{source}: cannot read the annotations ({reason})") from None

@@ -10,11 +10,12 @@ A checkpoint is one ``dict`` saved with :func:`torch.save` and read back with
 ``train``       the run's stateful parts (:mod:`vidgrid.engine.state`): counters (``state``: epoch,
                 step, iteration, ...), optimizer, scaler, sampler position, RNG streams, skipped videos
 
-Files are ``checkpoints/ckpt-<iteration>.pt``, and ``checkpoints/best.pt`` a second name (a hard
-link) of the one with the best validation; a write goes to a temporary file in the same folder
-that is fsync'ed, renamed over the final name and the folder fsync'ed, so a crash leaves either the
-old or the new file, never half of one (the temporaries a killed write leaves behind are removed by
-:func:`remove_temporaries` when the next run starts). A write that fails (a full disk) is one
+Files are ``checkpoints/ckpt-<iteration>.pt``, and ``checkpoints/best.pt`` (``best-<metric>.pt``
+per metric for a task with several heads) a second name (a hard link) of the one with the best
+validation; a write goes to a temporary file in the same folder that is fsync'ed, renamed over the
+final name and the folder fsync'ed, so a crash leaves either the old or the new file, never half of
+one (the temporaries a killed write leaves behind are removed by :func:`remove_temporaries` when the
+next run starts). A write that fails (a full disk) is one
 :class:`CheckpointError` naming the file and the previous checkpoint, which stays intact. Files get
 the process umask's permissions, so a group can share a run folder. Rotation keeps the ``keep``
 newest by iteration of the run being written: files of a higher iteration are from a run this one
@@ -137,14 +138,11 @@ def write_checkpoint(state: dict[str, Any], folder: Path, *, iteration: int, kee
     return path
 
 
-def best_checkpoint_path(folder: Path) -> Path:
-    return folder / "best.pt"
-
-
-def link_best(path: Path) -> Path:
-    """Make ``path`` also ``best.pt`` in its folder: a hard link (no second copy on disk; rotation
-    removing the ``ckpt-`` name leaves it), a copy where links are not supported; replaced atomically."""
-    best = best_checkpoint_path(path.parent)
+def link_best(path: Path, name: str = "best.pt") -> Path:
+    """Make ``path`` also ``name`` (``best.pt``, ``best-<metric>.pt``) in its folder: a hard link (no
+    second copy on disk; rotation removing the ``ckpt-`` name leaves it), a copy where links are not
+    supported; replaced atomically."""
+    best = path.parent / name
     tmp = path.parent / f".best.{secrets.token_hex(4)}.tmp"
     try:
         os.link(path, tmp)

@@ -153,7 +153,7 @@ def eval_dataset_from_config(cfg: Config, annotations: Annotations, task: Task) 
     (0 = the test crop); targets from ``task``."""
     return VideoTestDataset(
         annotations,
-        target=task.target,
+        target=task.clip_target,
         frames=cfg.data.frames,
         sampling_rate=cfg.data.sampling_rate,
         clips=cfg.eval.clips,

@@ -68,11 +68,13 @@ def predict_videos(
     device: torch.device,
     top: int,
     windows: tuple[float, float] | None = None,
+    figures: Path | None = None,
 ) -> list[dict]:
     """One result per video, in order: ``{"video", **task.prediction}`` (classification: ``"top":
     [{"class", "index", "score"}, ...]`` best first), with ``windows = (window_s, stride_s)`` a
     timeline (:func:`_timeline`), or ``{"video", "error"}`` for a video that is missing or cannot be
-    decoded."""
+    decoded. With ``figures``, the task's picture of each prediction goes there as ``<video
+    stem>.png`` (the sibling task: the centre frame with the box), named in ``"figure"``."""
     model.eval().to(device)
     results: dict[Path, dict] = {}
     readable = []
@@ -89,12 +91,15 @@ def predict_videos(
             if windows is not None:
                 results[path] = _timeline(model, dataset, path, task, windows, cfg=cfg, device=device, top=top)
                 continue
-            views, _, index = dataset[i]
+            views, target, index = dataset[i]
             if index < 0:
                 results[path] = {"video": str(path), "error": dict(dataset.skipped()).get(str(path), "cannot decode")}
                 continue
             scores = score_views(model, views.unsqueeze(0).to(device), task, mean=cfg.data.mean, std=cfg.data.std)[0]
             results[path] = {"video": str(path), **task.prediction(scores, top=top)}  # (1, V, C, T, H, W) -> (K,)
+            figure = task.prediction_figure(figures / f"{path.stem}.png", path, scores, target) if figures else None
+            if figure is not None:
+                results[path]["figure"] = str(figure)
     return [results[p] for p in videos]
 
 
@@ -130,6 +135,7 @@ def format_predictions(results: list[dict], task: Task) -> str:
 def predict_command(
     paths: list[Path], checkpoint: Path, *, top: int, as_json: bool,
     window: float | None = None, stride: float | None = None, out: Path | None = None,
+    figures: Path | None = None,
 ) -> int:
     """Print the ``top`` classes of each video, folders searched recursively (a table, or one JSON
     object with ``--json``); with ``window`` (seconds) a timeline of windows every ``stride`` seconds
@@ -144,7 +150,8 @@ def predict_command(
     weights = load_weights(checkpoint)
     model, task, cfg = model_from_weights(weights)
     start = time.perf_counter()
-    results = predict_videos(model, videos, task, cfg=cfg, device=pick_device("auto", 0), top=top, windows=windows)
+    results = predict_videos(model, videos, task, cfg=cfg, device=pick_device("auto", 0), top=top, windows=windows,
+                             figures=figures)
     seconds = time.perf_counter() - start
     timelines = [r for r in results if "windows" in r]
     out_dir = out if out is not None else Path("timelines")
@@ -157,6 +164,9 @@ def predict_command(
         print(json.dumps({"checkpoint": str(checkpoint), "model": weights.model_name, "predictions": results}, indent=2))
     elif len(failed) < len(results):
         print(format_predictions(results, task))
+        for r in results:
+            if "figure" in r:
+                print(f"written: {r['figure']}")
     print(throughput_line(len(results) - len(failed), sum(len(r["windows"]) for r in timelines), seconds), file=sys.stderr)
     return 2 if failed else 0
 

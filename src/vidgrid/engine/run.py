@@ -89,9 +89,12 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
     val_ann = load_split(cfg, "val")
     if val_ann.classes != train_ann.classes:
         raise ConfigError(f"'data.val_list' = {cfg.data.val_list!r}: its classes differ from the training list's")
-    task = task_for(cfg.task.name, train_ann)
+    task = task_for(cfg.task.name, train_ann, cfg.task)
+    if cfg.data.rand_augment and task.spatial_targets:
+        raise ConfigError(f"'data.rand_augment': the {task.name} task's boxes do not follow RandAugment's rotate, "
+                          "shear and translate (set it to false)")
     train_set = VideoClipDataset(
-        train_ann, target=task.target, base_frames=cfg.data.frames, sampling_rate=cfg.data.sampling_rate, base_crop=cfg.data.crop,
+        train_ann, target=task.clip_target, base_frames=cfg.data.frames, sampling_rate=cfg.data.sampling_rate, base_crop=cfg.data.crop,
         temporal_sampling=cfg.data.temporal_sampling, spatial_sampling=cfg.data.spatial_sampling,
         min_short=cfg.data.min_short, max_short=cfg.data.max_short, flip=use_flip(cfg, train_ann),
         rand_augment=(cfg.data.rand_augment_ops, cfg.data.rand_augment_magnitude) if cfg.data.rand_augment else None,
@@ -159,6 +162,8 @@ def restore(run: Run, resume: str | None) -> Path | None:
         raise VidgridError(f"{path}: holds weights only, no training state to resume (use model.pretrained={path})")
     load_model_weights(run.model, ckpt["model"], source=str(path))
     load_parts(run.parts(), ckpt["train"])
+    if "value" in run.state.best:  # written when a run kept one best metric: the task's best_metric
+        run.state.best = {run.task.best_metric: run.state.best}
     run.last_checkpoint = path
     return path
 

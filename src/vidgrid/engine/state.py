@@ -11,7 +11,7 @@ every process, so every process saves; rank 0 writes.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -55,8 +55,8 @@ class TrainState:
     """Training wall time, summed over resumed runs."""
     val: dict[str, float] = field(default_factory=dict)
     """The latest validation metrics."""
-    best: dict[str, float] = field(default_factory=dict)
-    """The best validation so far by the task's best metric: ``{"value", "epoch"}`` (empty: none yet)."""
+    best: dict[str, dict[str, float]] = field(default_factory=dict)
+    """The best validation so far of each metric that keeps a best checkpoint: ``{metric: {"value", "epoch"}}``."""
     last_batch: int = 0
     """Global batch of the latest iteration."""
 
@@ -64,12 +64,12 @@ class TrainState:
         """One optimizer step on ``batch`` clips (over all processes) is done."""
         self.step, self.iteration, self.clips_seen, self.last_batch = self.step + 1, self.iteration + 1, self.clips_seen + batch, batch
 
-    def improves(self, value: float) -> bool:
-        """Record a validation by the best metric; True when it is the best so far."""
-        if self.best and value <= self.best["value"]:
-            return False
-        self.best = {"value": value, "epoch": self.epoch}
-        return True
+    def improves(self, metrics: Mapping[str, float], names: Iterable[str]) -> list[str]:
+        """Record a validation; the metrics among ``names`` that are the best so far (ties are not)."""
+        better = [m for m in names if m not in self.best or metrics[m] > self.best[m]["value"]]
+        for m in better:
+            self.best[m] = {"value": metrics[m], "epoch": self.epoch}
+        return better
 
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Subset
 
 from vidgrid.config import Config, config_to_dict
 from vidgrid.engine import distributed as D
-from vidgrid.engine.checkpoint import best_checkpoint_path, link_best, rng_state, set_rng_state, write_checkpoint
+from vidgrid.engine.checkpoint import link_best, rng_state, set_rng_state, write_checkpoint
 from vidgrid.engine.device import normalize_clip
 from vidgrid.engine.epoch_chain import EpochChain
 from vidgrid.engine.evaluate import ViewScores, collect_scores, report
@@ -218,9 +218,13 @@ def fit(run: Run) -> dict[str, Any]:
             metrics = validate(run, progress, out_dir=run.out_dir if last else None) if evaluating else {}
             if metrics is None:
                 return preempted(run, progress)
-            # checkpoint (and checkpoints/best.pt by the task's best metric)
+            # the task's per-head bookkeeping, then checkpoint (and checkpoints/best*.pt per improved metric)
+            improved = state.improves(metrics, run.task.best_checkpoints()) if metrics else []
+            for message in run.task.after_validation(run.model, improved) if metrics else []:
+                if progress is not None:
+                    progress.write(message)
             state.wall_time_s = time.perf_counter() - started
-            save(run, best=bool(metrics) and state.improves(metrics[run.task.best_metric]))
+            save(run, best=[run.task.best_checkpoints()[m] for m in improved])
     if progress is not None:
         progress.close()
     return finish(run)
@@ -313,9 +317,10 @@ def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> di
     return run.state.val
 
 
-def save(run: Run, *, best: bool = False) -> None:
+def save(run: Run, *, best: Iterable[str] = ()) -> None:
     """Checkpoint the model, what it was trained for and every stateful part of the run (every process
-    contributes its RNGs and skipped videos; rank 0 writes); ``best`` also makes it ``checkpoints/best.pt``."""
+    contributes its RNGs and skipped videos; rank 0 writes); ``best`` names it also gets in
+    ``checkpoints/`` (``best.pt``, ``best-<metric>.pt``)."""
     train = save_parts(run.parts())
     if not run.env.is_main:
         return
@@ -327,8 +332,8 @@ def save(run: Run, *, best: bool = False) -> None:
     run.last_checkpoint = write_checkpoint(
         ckpt, folder, iteration=run.state.iteration, keep=run.cfg.train.keep_checkpoints, previous=run.last_checkpoint
     )
-    if best:
-        link_best(run.last_checkpoint)
+    for name in best:
+        link_best(run.last_checkpoint, name)
 
 
 def preempted(run: Run, progress: Progress | None) -> dict[str, Any]:
@@ -348,12 +353,14 @@ def preempted(run: Run, progress: Progress | None) -> dict[str, Any]:
 
 def summary_of(run: Run) -> dict[str, Any]:
     """The run's summary.json fields (every process must call it: the skipped videos are gathered)."""
-    best = run.state.best
+    folder, files = run.out_dir / "checkpoints", run.task.best_checkpoints()
+    best = run.state.best.get(run.task.best_metric)
     return {
         **run.task.empty_metrics(),
         **run.state.val,
-        "best": {"metric": run.task.best_metric, **best, "checkpoint": str(best_checkpoint_path(run.out_dir / "checkpoints"))}
+        "best": {"metric": run.task.best_metric, **best, "checkpoint": str(folder / files[run.task.best_metric])}
         if best else {},
+        "best_epochs": {metric: record["epoch"] for metric, record in run.state.best.items()},
         "wall_time_s": round(run.state.wall_time_s, 3),
         "iterations": run.state.iteration,
         "epochs": run.state.epoch,

@@ -10,7 +10,9 @@ The pieces, in the order a run uses them:
 - **model**: :meth:`Task.attach` puts the task's head(s) on a backbone built with
   ``num_classes = task.num_outputs`` (models supply ``forward_features`` and ``feature_channels``);
 - **data**: :meth:`Task.target` turns an annotation :class:`~vidgrid.data.annotations.Sample` into the
-  target tensor the loader batches (it runs in the loader workers);
+  target tensor the loader batches (it runs in the loader workers); the datasets call
+  :meth:`Task.clip_target` with where each clip was cut (:class:`~vidgrid.data.boxes.ClipView`), which a
+  task whose targets follow the pixels (boxes) overrides;
 - **training**: :meth:`Task.soft_targets` (label smoothing) and :meth:`Task.mix_targets` (the
   target side of Mixup / CutMix; a task whose targets cannot be mixed sets ``mixable = False``), and
   :meth:`Task.loss`;
@@ -29,7 +31,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from vidgrid.config import TaskConfig
 from vidgrid.data.annotations import Annotations, Sample
+from vidgrid.data.boxes import ClipView
 from vidgrid.errors import ConfigError
 from vidgrid.registry import Registry
 
@@ -40,14 +44,31 @@ class Task:
     name: ClassVar[str]
     """Registered name (``task.name`` in a recipe, ``task`` in a checkpoint)."""
     best_metric: ClassVar[str]
-    """The validation metric (higher is better) that picks ``checkpoints/best.pt``."""
+    """The validation metric (higher is better) that picks ``checkpoints/best.pt`` and ``summary.json``'s ``best``."""
+    best_metrics: ClassVar[tuple[str, ...]] = ()
+    """Metrics that each keep a best checkpoint, ``checkpoints/best-<metric>.pt`` (a task with several
+    heads); empty: :attr:`best_metric` alone, as ``best.pt``."""
     mixable: ClassVar[bool] = True
     """Whether Mixup / CutMix may mix this task's targets."""
+    spatial_targets: ClassVar[bool] = False
+    """Whether the targets are positions in the clip (boxes): the run then refuses RandAugment, whose
+    rotate / shear / translate would move the pixels but not the boxes."""
     multi_label_variant: ClassVar[str | None] = None
     """The task that replaces this one on multi-label annotations (Charades' CSV), if any."""
 
     def __init__(self, classes: Sequence[str]) -> None:
         self.classes = list(classes)
+
+    @classmethod
+    def from_config(cls, classes: Sequence[str], settings: TaskConfig | None) -> Task:
+        """The task with the recipe's ``task`` section (None: the defaults); most tasks need only the classes."""
+        return cls(classes)
+
+    def best_checkpoints(self) -> dict[str, str]:
+        """Metric -> the file name of its best checkpoint in ``checkpoints/``."""
+        if not self.best_metrics:
+            return {self.best_metric: "best.pt"}
+        return {metric: f"best-{metric}.pt" for metric in self.best_metrics}
 
     @property
     def num_outputs(self) -> int:
@@ -63,6 +84,11 @@ class Task:
     def target(self, sample: Sample) -> torch.Tensor:
         raise NotImplementedError
 
+    def clip_target(self, sample: Sample, views: Sequence[ClipView]) -> torch.Tensor:
+        """The target of a training clip (one view) or of a test video's V views, given where each
+        was cut; the default ignores the views: :meth:`target`."""
+        return self.target(sample)
+
     # training
     def soft_targets(self, targets: torch.Tensor, smoothing: float) -> torch.Tensor:
         raise NotImplementedError
@@ -73,6 +99,12 @@ class Task:
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def after_validation(self, model: nn.Module, improved: Sequence[str]) -> list[str]:
+        """Called on every process after each validation with the metrics of :meth:`best_checkpoints`
+        that improved; a task may change its head(s) here (per-head early stop). Returns messages for
+        the log (none by default)."""
+        return []
 
     # evaluation
     def aggregate_views(self, outputs: torch.Tensor) -> torch.Tensor:
@@ -97,6 +129,11 @@ class Task:
     def format_prediction(self, prediction: dict[str, Any]) -> list[str]:
         """:meth:`prediction` as table rows for the terminal."""
         raise NotImplementedError
+
+    def prediction_figure(self, path: Path, video: Path, scores: torch.Tensor, target: torch.Tensor) -> Path | None:
+        """``vidgrid predict --figures``: a picture of one video's prediction written to ``path``
+        (``target`` as :meth:`clip_target` gave it for the test views); None: the task draws none."""
+        return None
 
     def write_plots(self, out_dir: Path, scores: torch.Tensor, targets: torch.Tensor) -> list[Path]:
         """Task-specific figures of an evaluation (none by default)."""
@@ -125,11 +162,11 @@ def task_class(name: str) -> type[Task]:
     return TASKS.lookup(name)
 
 
-def task_for(name: str, annotations: Annotations) -> Task:
+def task_for(name: str, annotations: Annotations, settings: TaskConfig | None = None) -> Task:
     """The task ``name`` for these annotations; on multi-label annotations a task with a
     :attr:`~Task.multi_label_variant` becomes that one (the annotation format decides, as Charades'
     CSV does for ``classification``)."""
     cls = task_class(name)
     if annotations.multi_label and cls.multi_label_variant:
         cls = task_class(cls.multi_label_variant)
-    return cls(annotations.classes)
+    return cls.from_config(annotations.classes, settings)

@@ -17,13 +17,16 @@ from vidgrid.errors import DataError
 class Sample:
     """One video: ``label`` >= 0 for single-label data; multi-label data has ``label`` -1 and ``labels``.
 
-    ``segments`` keeps per-action ``(class, start_s, end_s)`` times where the format has them (Charades).
+    ``segments`` keeps per-action ``(class, start_s, end_s)`` times where the format has them (Charades);
+    ``boxes`` the main object's track ``((frame, x1, y1, x2, y2), ...)`` where the annotations give one
+    (:mod:`vidgrid.data.boxes`; frame -1: one box for the whole video).
     """
 
     path: Path
     label: int
     labels: tuple[int, ...] = ()
     segments: tuple = ()
+    boxes: tuple = ()
 
 
 @dataclass

@@ -1,0 +1,87 @@
+"""Sibling heads on the synthetic data: the shape of the practitioner's RandomResizedCrop vs
+RandomRescale table ("Cls Acc", "Reg MAE") and of the negative-transfer note.
+
+    python benchmarks/bench_sibling.py [--out DIR] [--classes demo] [--train-per-class 20] [--val-per-class 5]
+                                       [--size 64] [--epochs 12] [--patience 2] [--seed 0]
+
+For RandomResizedCrop (``data.spatial_sampling=resized_crop``) and for RandomRescale + crop
+(``rescale_crop``), trains with the same budget (``configs/demo_localize.yaml``, multigrid on,
+``--epochs`` epochs in one cosine stage, validation after every epoch):
+
+- the sibling model (both heads, weights 1, full gradients into the backbone);
+- classification only: the same network with the box loss weight and gradient scale at 0;
+- localisation only: the same network with the classification loss weight and gradient scale at 0;
+- the sibling model with per-head early stop (``task.patience``).
+
+and prints, per run, the validation top-1, mean IoU, box MAE (pixels of the test crop) at the end
+and each head's best epoch, then writes them to ``DIR/bench_sibling.json``. The data set
+(``vidgrid synth --boxes``) is written once under ``DIR/data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from vidgrid.config import load_config
+from vidgrid.data.synthetic import write_synthetic_dataset
+from vidgrid.engine import trainer
+
+AUGMENTATIONS = {"ResizeCrop": "resized_crop", "RescaleCrop": "rescale_crop"}
+MODELS = {
+    "sibling": [],
+    "cls-only": ["task.box_weight=0", "task.box_grad_scale=0"],
+    "loc-only": ["task.cls_weight=0", "task.cls_grad_scale=0"],
+    "sibling+early-stop": ["task.patience={patience}"],
+}
+
+
+def run_one(data: Path, out: Path, spatial: str, extra: list[str], args: argparse.Namespace) -> dict:
+    overrides = [
+        f"data.train_list={data / 'train.csv'}", f"data.val_list={data / 'val.csv'}", f"data.boxes={data / 'boxes.csv'}",
+        f"data.crop={args.size}", f"data.min_short={args.size}", f"data.max_short={round(args.size * 1.25)}",
+        f"data.spatial_sampling={spatial}", f"train.epochs={args.epochs}", "schedule.steps=[0]", "schedule.lrs=[1.0]",
+        f"schedule.warmup_epochs={min(4, args.epochs / 4)}", "train.eval_every=1", f"train.seed={args.seed}",
+        "train.log_every=50", "data.workers=1", "multigrid.precise_bn_batches=8", *[e.format(patience=args.patience) for e in extra],
+    ]
+    started = time.perf_counter()
+    summary = trainer.train(load_config("demo_localize", overrides), out, overwrite=True)
+    return {
+        "top1": summary["top1"], "iou": summary["iou"], "box_mae": summary["box_mae"], "acc_iou50": summary["acc_iou50"],
+        "best_epochs": summary["best_epochs"], "epochs": summary["epochs"], "wall_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="bench-sibling")
+    parser.add_argument("--classes", default="demo")
+    parser.add_argument("--train-per-class", type=int, default=20)
+    parser.add_argument("--val-per-class", type=int, default=5)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    out = Path(args.out)
+    data = out / "data"
+    if not (data / "boxes.csv").is_file():
+        write_synthetic_dataset(data, seed=args.seed, classes=args.classes, train_per_class=args.train_per_class,
+                                val_per_class=args.val_per_class, width=args.size, height=args.size, boxes=True)
+    results = {}
+    for augmentation, spatial in AUGMENTATIONS.items():
+        for model, extra in MODELS.items():
+            key = f"{augmentation}/{model}"
+            results[key] = run_one(data, out / "runs" / key.replace("/", "-"), spatial, extra, args)
+            r = results[key]
+            print(f"{key:32s} top-1 {100 * r['top1']:5.1f}%  IoU {r['iou']:.3f}  box MAE {r['box_mae']:5.2f} px  "
+                  f"IoU>=0.5 {100 * r['acc_iou50']:5.1f}%  best epochs {r['best_epochs']}  {r['wall_s']:.0f} s", flush=True)
+    budget = {k: v for k, v in vars(args).items() if k != "out"}
+    (out / "bench_sibling.json").write_text(json.dumps({"budget": budget, "results": results}, indent=2) + "\n")
+    print(f"written: {out / 'bench_sibling.json'}")
+
+
+if __name__ == "__main__":
+    main()
