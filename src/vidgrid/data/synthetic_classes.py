@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -322,20 +322,10 @@ _FAMILY: dict[str, Callable[[str, np.random.Generator, Grid], Target]] = {
 assert set(_FAMILY) == set(CLASSES)
 
 
-def render_video(
-    label: str,
-    rng: np.random.Generator,
-    *,
-    frames: int,
-    width: int,
-    height: int,
-    distractors: int = DEFAULT_DISTRACTORS,
-    moving_distractors: float = DEFAULT_MOVING_DISTRACTORS,
-) -> np.ndarray:
-    """One synthetic video of class ``label``: uint8 (T, H, W, 3)."""
-    return render_video_and_track(
-        label, rng, frames=frames, width=width, height=height, distractors=distractors, moving_distractors=moving_distractors
-    )[0]
+def render_video(label: str, rng: np.random.Generator, **options: Any) -> np.ndarray:
+    """One synthetic video of class ``label``: uint8 (T, H, W, 3); ``options`` as
+    :func:`render_video_and_track` takes them."""
+    return render_video_and_track(label, rng, **options)[0]
 
 
 def render_video_and_track(
