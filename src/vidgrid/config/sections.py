@@ -215,6 +215,9 @@ class TrainConfig:
     """How many recent checkpoints to keep."""
     log_every: int = 10
     """Write a metrics line every N iterations."""
+    loggers: list[Literal["tensorboard", "wandb"]] = field(default_factory=lambda: ["tensorboard"])
+    """Where metrics go besides ``metrics.jsonl``: TensorBoard (``tb/``) and/or Weights & Biases
+    (extra ``vidgrid[wandb]``; offline into ``wandb/`` unless ``WANDB_MODE`` or ``WANDB_API_KEY`` is set)."""
 
 
 @dataclass

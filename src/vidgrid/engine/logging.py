@@ -13,15 +13,20 @@ caller decides that. :func:`plot_run` turns the file into PNGs; :func:`write_sum
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from tqdm import tqdm
+
+from vidgrid.errors import ConfigError
 from vidgrid.types import ClipShape
 
 METRICS_FILE = "metrics.jsonl"
@@ -39,31 +44,12 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def progress_line(
-    *,
-    iteration: int,
-    total: int,
-    epoch: int,
-    epochs: int,
-    loss: float,
-    lr: float,
-    clips_per_s: float,
-    batch: int,
-    shape: ClipShape,
-    elapsed_s: float,
-    eta_s: float,
-) -> str:
-    """One status line: ``it 120/3000 ep 3/15 | loss 1.234 | lr 1.23e-02 | 45.1 clips/s | 32×8x112² | 1:05 < 12:00``."""
-    return (
-        f"it {iteration}/{total} ep {epoch}/{epochs} | loss {loss:.4f} | lr {lr:.3g} | "
-        f"{clips_per_s:.1f} clips/s | {batch}×{shape} | {format_duration(elapsed_s)} < {format_duration(eta_s)}"
-    )
-
-
 class Progress:
-    """A progress bar that rewrites one line on a terminal and prints a plain line every
-    ``interval_s`` seconds otherwise (log files, CI). The ETA assumes a constant time per iteration,
-    which multigrid keeps roughly true by scaling the batch with the shape (paper Eq. 1)."""
+    """tqdm's bar over optimizer steps with the loss, LR, throughput and clip shape as its postfix.
+
+    On a terminal the bar rewrites one line; otherwise (log files, CI) its text is printed as a plain
+    line every ``interval_s`` seconds and at the last step. The ETA assumes a roughly constant time
+    per iteration, which multigrid keeps true by scaling the batch with the shape (paper Eq. 1)."""
 
     def __init__(
         self,
@@ -74,51 +60,39 @@ class Progress:
         stream: TextIO | None = None,
         interval_s: float = 10.0,
     ) -> None:
-        self.total = total_iterations
         self.epochs = epochs
         self.stream = stream if stream is not None else sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.interval_s = interval_s if not self.tty else 0.2
-        self.start_iteration = start_iteration
-        self.start_time = time.perf_counter()
+        self.interval_s = interval_s
         self.last_print = -math.inf
-        self._open_line = False
+        self.bar = tqdm(
+            total=total_iterations, initial=start_iteration, unit="it", dynamic_ncols=True, leave=True,
+            file=self.stream if self.tty else io.StringIO(), ascii=not self.tty, mininterval=0.2,
+        )
 
     def update(
         self, iteration: int, *, epoch: int, loss: float, lr: float, clips_per_s: float, batch: int, shape: ClipShape
     ) -> None:
         """Report that ``iteration`` optimizer steps are done (printing is rate-limited)."""
+        self.bar.set_description_str(f"ep {epoch}/{self.epochs}", refresh=False)
+        self.bar.set_postfix_str(f"loss {loss:.4f} | lr {lr:.3g} | {clips_per_s:.1f} clips/s | {batch}×{shape}", refresh=False)
+        self.bar.update(iteration - self.bar.n)
         now = time.perf_counter()
-        if now - self.last_print < self.interval_s and iteration < self.total:
-            return
-        self.last_print = now
-        elapsed = now - self.start_time
-        done = iteration - self.start_iteration
-        eta = elapsed / done * (self.total - iteration) if done > 0 else math.nan
-        line = progress_line(
-            iteration=iteration, total=self.total, epoch=epoch, epochs=self.epochs, loss=loss, lr=lr,
-            clips_per_s=clips_per_s, batch=batch, shape=shape, elapsed_s=elapsed, eta_s=eta,
-        )
-        if self.tty:
-            self.stream.write("\r\033[K" + line)
-            self._open_line = True
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        if not self.tty and (now - self.last_print >= self.interval_s or iteration >= self.bar.total):
+            self.last_print = now
+            self.stream.write(str(self.bar) + "\n")
+            self.stream.flush()
 
     def write(self, text: str) -> None:
         """Print a message on its own line (e.g. the validation result) without breaking the bar."""
-        if self._open_line:
-            self.stream.write("\r\033[K")
-            self._open_line = False
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        if self.tty:
+            self.bar.write(text, file=self.stream)
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
 
     def close(self) -> None:
-        if self._open_line:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._open_line = False
+        self.bar.close()
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -135,13 +109,21 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 class MetricsLogger:
-    """Appends records to ``out_dir/metrics.jsonl`` and TensorBoard (``out_dir/tb``).
+    """Appends records to ``out_dir/metrics.jsonl`` and to the ``loggers``: TensorBoard (``out_dir/tb``)
+    and Weights & Biases (``out_dir/wandb``, one W&B run per run folder, continued on resume).
 
     ``resume_iteration``: the run restarts from a checkpoint at that iteration; records logged
     after it (before a crash) are dropped and the wall clock continues from the last kept record.
     """
 
-    def __init__(self, out_dir: Path, *, tensorboard: bool = True, resume_iteration: int | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        loggers: Sequence[str] = ("tensorboard",),
+        config: dict[str, Any] | None = None,
+        resume_iteration: int | None = None,
+    ) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.path = out_dir / METRICS_FILE
         self.wall_offset_s = 0.0
@@ -154,7 +136,8 @@ class MetricsLogger:
         self.file = self.path.open("a")
         self.start = time.perf_counter()
         self.writer = None
-        if tensorboard:
+        self.wandb_run = start_wandb(out_dir, config or {}) if "wandb" in loggers else None
+        if "tensorboard" in loggers:
             from torch.utils.tensorboard import SummaryWriter  # slow import: only when used
 
             # events after the checkpoint's iteration were logged before a crash: TensorBoard drops them
@@ -172,22 +155,47 @@ class MetricsLogger:
         record.update(values)
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
+        scalars = {
+            f"{split}/{key}": value for key, value in values.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        }
         if self.writer is not None:
-            for key, value in values.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                    self.writer.add_scalar(f"{split}/{key}", value, iteration)
+            for tag, value in scalars.items():
+                self.writer.add_scalar(tag, value, iteration)
+        if self.wandb_run is not None and scalars:
+            self.wandb_run.log(scalars, step=iteration)
         return record
 
     def close(self) -> None:
         self.file.close()
         if self.writer is not None:
             self.writer.close()
+        if self.wandb_run is not None:
+            self.wandb_run.finish()
 
     def __enter__(self) -> MetricsLogger:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def start_wandb(out_dir: Path, config: dict[str, Any]) -> Any:
+    """A Weights & Biases run logging into ``out_dir/wandb``: offline unless ``WANDB_MODE`` or an API
+    key says otherwise (``wandb sync out_dir/wandb/offline-run-*`` uploads it later). Its id is kept in
+    ``out_dir/wandb_id.txt`` so a resumed training continues the same W&B run."""
+    try:
+        import wandb
+    except ImportError:
+        raise ConfigError("train.loggers includes wandb, which needs the extra: pip install 'vidgrid[wandb]'") from None
+    id_file = out_dir / "wandb_id.txt"
+    run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
+    id_file.write_text(run_id + "\n")
+    mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+    return wandb.init(
+        project=os.environ.get("WANDB_PROJECT", "vidgrid"), name=out_dir.name, id=run_id, resume="allow",
+        dir=str(out_dir), config=config, mode=mode,
+    )
 
 
 def series(records: list[dict[str, Any]], split: str, key: str) -> tuple[list[float], list[float], list[float]]:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidgrid.config import Config, save_config
+from vidgrid.config import Config, config_to_dict, save_config
 from vidgrid.data.dataset import VideoClipDataset, VideoTestDataset
 from vidgrid.engine import distributed as D
 from vidgrid.engine.build import build_model, check_shapes, load_split, prepare_model, use_flip
@@ -138,7 +138,10 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
     if env.is_main:
         prepare_run_folder(out_dir, overwrite=overwrite)
         save_config(cfg, out_dir / "config.yaml")
-        run.logger = MetricsLogger(out_dir, resume_iteration=run.state.iteration if resumed else None)
+        run.logger = MetricsLogger(
+            out_dir, loggers=cfg.train.loggers, config=config_to_dict(cfg),
+            resume_iteration=run.state.iteration if resumed else None,
+        )
         print(describe(run, resumed), file=sys.stderr, flush=True)
     return run
 
