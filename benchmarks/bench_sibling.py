@@ -1,12 +1,13 @@
 """Sibling heads on the synthetic data: the shape of the practitioner's RandomResizedCrop vs
 RandomRescale table ("Cls Acc", "Reg MAE") and of the negative-transfer note.
 
-    python benchmarks/bench_sibling.py [--out DIR] [--classes demo] [--train-per-class 20] [--val-per-class 5]
-                                       [--size 64] [--epochs 12] [--patience 2] [--seed 0]
+    python benchmarks/bench_sibling.py [--out DIR] [--classes demo] [--train-per-class 100] [--val-per-class 20]
+                                       [--size 64] [--epochs 40] [--eval-every 2] [--patience 2] [--seed 0]
 
 For RandomResizedCrop (``data.spatial_sampling=resized_crop``) and for RandomRescale + crop
-(``rescale_crop``), trains with the same budget (``configs/demo_localize.yaml``, multigrid on,
-``--epochs`` epochs in one cosine stage, validation after every epoch):
+(``rescale_crop``), trains with the same budget (``configs/demo_localize.yaml``, multigrid on; by
+default the demo's data size and budget, 40 baseline epochs = 60 multigrid epochs, with the recipe's
+LR stages and warm-up scaled to ``--epochs``; validation every ``--eval-every`` epochs):
 
 - the sibling model (both heads, weights 1, full gradients into the backbone);
 - classification only: the same network with the box loss weight and gradient scale at 0;
@@ -39,12 +40,16 @@ MODELS = {
 
 
 def run_one(data: Path, out: Path, spatial: str, extra: list[str], args: argparse.Namespace) -> dict:
+    recipe = load_config("demo_localize")
+    stretch = args.epochs / recipe.train.epochs  # the recipe's LR stages and warm-up, scaled to --epochs
+    stages = {round(s * stretch): lr for s, lr in zip(recipe.schedule.steps, recipe.schedule.lrs)}
+    steps, lrs = list(stages), list(stages.values())
     overrides = [
         f"data.train_list={data / 'train.csv'}", f"data.val_list={data / 'val.csv'}", f"data.boxes={data / 'boxes.csv'}",
         f"data.crop={args.size}", f"data.min_short={args.size}", f"data.max_short={round(args.size * 1.25)}",
-        f"data.spatial_sampling={spatial}", f"train.epochs={args.epochs}", "schedule.steps=[0]", "schedule.lrs=[1.0]",
-        f"schedule.warmup_epochs={min(4, args.epochs / 4)}", "train.eval_every=1", f"train.seed={args.seed}",
-        "train.log_every=50", "data.workers=1", "multigrid.precise_bn_batches=8", *[e.format(patience=args.patience) for e in extra],
+        f"data.spatial_sampling={spatial}", f"train.epochs={args.epochs}", f"schedule.steps={steps}", f"schedule.lrs={lrs}",
+        f"schedule.warmup_epochs={recipe.schedule.warmup_epochs * stretch}", f"train.eval_every={args.eval_every}",
+        f"train.seed={args.seed}", "train.log_every=50", *[e.format(patience=args.patience) for e in extra],
     ]
     started = time.perf_counter()
     summary = trainer.train(load_config("demo_localize", overrides), out, overwrite=True)
@@ -58,10 +63,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="bench-sibling")
     parser.add_argument("--classes", default="demo")
-    parser.add_argument("--train-per-class", type=int, default=20)
-    parser.add_argument("--val-per-class", type=int, default=5)
+    parser.add_argument("--train-per-class", type=int, default=100)
+    parser.add_argument("--val-per-class", type=int, default=20)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--eval-every", type=int, default=2)
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -125,3 +125,58 @@ def test_batch_sizes_must_divide_across_processes():
     assert per_process_batch(64, 4) == 16
     with pytest.raises(ConfigError, match=r"'train.batch_size' = 6: expected a multiple of the 4 processes"):
         schedule_from_config(load_config(None, ["train.batch_size=6", "multigrid.enabled=true"]), processes=4)
+
+
+def _freeze_worker(rank: int, port: int, out: str) -> None:
+    """Two sibling-network steps, then the box head's early stop, then both heads' (rank 0 records)."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    from vidgrid.config import TaskConfig
+    from vidgrid.engine.distributed import DistEnv, wrap_ddp
+    from vidgrid.models import create_model
+    from vidgrid.tasks.sibling import Sibling
+
+    torch.manual_seed(0)
+    task = Sibling(["a", "b", "c"], TaskConfig(name="sibling", patience=1))
+    net = task.attach(create_model("x3d_xs", num_classes=3, width_factor=0.25))
+    ddp = wrap_ddp(net, DistEnv(rank, 2, rank, torch.device("cpu")), find_unused_parameters=task.freezes_parameters)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    clips = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(rank))
+    targets = torch.tensor([[1.0, 0.0, 0.0, 0.2, 0.2, 0.6, 0.7, 1.0, 32.0]] * 2)  # one-hot class, box, visible, side
+    record: dict = {}
+    try:
+        for step in range(6):
+            if step == 2:
+                task.after_validation(net, improved=["top1"])  # the box head stops (patience 1)
+                record["box_at_freeze"] = {k: v.clone() for k, v in net.head["box"].state_dict().items()}
+            if step == 4:
+                task.after_validation(net, improved=[])  # and the classifier: every head has stopped
+            task.loss(ddp(clips), targets).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        record["weights"] = {k: v.detach().clone() for k, v in net.named_parameters()}
+        record["frozen"] = net.frozen.tolist()
+    except Exception as e:  # recorded for the test to inspect
+        record["error"] = f"{type(e).__name__}: {e}"
+    torch.save(record, Path(out) / f"rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_a_head_frozen_by_early_stop_keeps_two_processes_training(tmp_path):
+    port = free_port()
+    procs = [mp.get_context("spawn").Process(target=_freeze_worker, args=(r, port, str(tmp_path))) for r in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=TIMEOUT_S)
+        assert not proc.is_alive(), "the 2-process steps did not finish"
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    assert all("error" not in r for r in ranks), [r.get("error") for r in ranks]
+    weights = ranks[0]["weights"]
+    for key, value in weights.items():  # the processes stayed in step
+        assert torch.equal(value, ranks[1]["weights"][key]), key
+    assert ranks[0]["frozen"] == ranks[1]["frozen"] == [True, True]
+    for key, value in ranks[0]["box_at_freeze"].items():  # a frozen head does not move (no momentum, no decay)
+        assert torch.equal(weights[f"head.box.{key}"], value), key

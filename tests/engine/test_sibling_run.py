@@ -92,3 +92,10 @@ def test_augmentations_that_cannot_carry_boxes_are_refused(box_data, tmp_path, o
     cfg = load_config(None, tiny_overrides(box_data, f"data.boxes={box_data / 'boxes.csv'}", "task.name=sibling", override))
     with pytest.raises(ConfigError, match=message):
         trainer.train(cfg, tmp_path / "run")
+
+
+def test_a_sibling_run_on_data_without_boxes_is_refused(box_data, tmp_path):
+    cfg = load_config(None, tiny_overrides(box_data, "task.name=sibling"))  # no data.boxes: the lists carry none
+    with pytest.raises(ConfigError, match=r"^'data.train_list' = '.*train.csv': no video has a box, which the sibling task learns"):
+        trainer.train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()

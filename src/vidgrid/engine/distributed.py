@@ -210,9 +210,12 @@ def set_bn_grouping(model: nn.Module, env: DistEnv, base_batch: int, *, bn_base_
     return grouping
 
 
-def wrap_ddp(model: nn.Module, env: DistEnv) -> nn.Module:
-    """DistributedDataParallel in a multi-process run; the model itself otherwise."""
+def wrap_ddp(model: nn.Module, env: DistEnv, *, find_unused_parameters: bool = False) -> nn.Module:
+    """DistributedDataParallel in a multi-process run; the model itself otherwise.
+    ``find_unused_parameters``: parameters may stop getting gradients mid-run (a frozen head), which
+    DDP must then look for each step instead of waiting for their gradients."""
     if not env.distributed:
         return model
     device_ids = [env.device.index] if env.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)  # buffers (BN statistics) follow rank 0
+    # buffers (BN statistics) follow rank 0
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=find_unused_parameters)

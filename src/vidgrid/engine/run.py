@@ -93,6 +93,9 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
     if cfg.data.rand_augment and task.spatial_targets:
         raise ConfigError(f"'data.rand_augment': the {task.name} task's boxes do not follow RandAugment's rotate, "
                           "shear and translate (set it to false)")
+    if task.spatial_targets and not any(s.boxes for s in train_ann.samples):
+        raise ConfigError(f"'data.train_list' = {cfg.data.train_list!r}: no video has a box, which the {task.name} task "
+                          "learns (give data.boxes=TRACKS.csv or 'x1 y1 x2 y2' on the list lines)")
     train_set = VideoClipDataset(
         train_ann, target=task.clip_target, base_frames=cfg.data.frames, sampling_rate=cfg.data.sampling_rate, base_crop=cfg.data.crop,
         temporal_sampling=cfg.data.temporal_sampling, spatial_sampling=cfg.data.spatial_sampling,
@@ -119,7 +122,7 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
     model = prepare_model(model, cfg, env.device)
     base_lr = scaled_lr(cfg.optim.lr, cfg.train.batch_size, cfg.optim.reference_batch)
     optimizer = optimizer_from_config(model, cfg.optim, lr=base_lr)
-    net = D.wrap_ddp(model, env)
+    net = D.wrap_ddp(model, env, find_unused_parameters=task.freezes_parameters)
     if cfg.model.compile:
         net = torch.compile(net)
 

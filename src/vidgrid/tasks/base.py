@@ -106,6 +106,12 @@ class Task:
         the log (none by default)."""
         return []
 
+    @property
+    def freezes_parameters(self) -> bool:
+        """Whether :meth:`after_validation` may stop training some parameters mid-run; a multi-process
+        run then lets DistributedDataParallel find the parameters without gradients each step."""
+        return False
+
     # evaluation
     def aggregate_views(self, outputs: torch.Tensor) -> torch.Tensor:
         """``(B, V, ...)`` outputs of the V views of B videos → ``(B, ...)`` video scores."""

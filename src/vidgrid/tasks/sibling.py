@@ -185,6 +185,10 @@ class Sibling(Task):
     def from_config(cls, classes: Sequence[str], settings: TaskConfig | None) -> Sibling:
         return cls(classes, settings)
 
+    @property
+    def freezes_parameters(self) -> bool:
+        return self.settings.patience > 0
+
     # model
     def attach(self, model: nn.Module) -> nn.Module:
         s = self.settings
