@@ -95,7 +95,8 @@ def predict_videos(
             if index < 0:
                 results[path] = {"video": str(path), "error": dict(dataset.skipped()).get(str(path), "cannot decode")}
                 continue
-            scores = score_views(model, views.unsqueeze(0).to(device), task, mean=cfg.data.mean, std=cfg.data.std)[0]
+            scores = score_views(model, views.unsqueeze(0).to(device), task, mean=cfg.data.mean, std=cfg.data.std,
+                                 targets=target.unsqueeze(0))[0]
             results[path] = {"video": str(path), **task.prediction(scores, top=top)}  # (1, V, C, T, H, W) -> (K,)
             figure = task.prediction_figure(figures / f"{path.stem}.png", path, scores, target) if figures else None
             if figure is not None:

@@ -13,6 +13,8 @@ The pieces, in the order a run uses them:
   target tensor the loader batches (it runs in the loader workers); the datasets call
   :meth:`Task.clip_target` with where each clip was cut (:class:`~vidgrid.data.boxes.ClipView`), which a
   task whose targets follow the pixels (boxes) overrides;
+- **forward**: :meth:`Task.forward` runs the network on the clips (and, for a task whose network
+  reads them, the boxes in the targets);
 - **training**: :meth:`Task.soft_targets` (label smoothing) and :meth:`Task.mix_targets` (the
   target side of Mixup / CutMix; a task whose targets cannot be mixed sets ``mixable = False``), and
   :meth:`Task.loss`;
@@ -80,6 +82,12 @@ class Task:
         """The trained network: ``model`` with this task's head(s) on its features."""
         return model
 
+    def forward(self, model: nn.Module, clips: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The network's outputs for a batch of clips and their targets (training: ``(B, ...)``; testing:
+        one target per view, ``(B·V, ...)``); a task whose network also reads part of the targets
+        (the boxes to classify) overrides it. Default: ``model(clips)``."""
+        return model(clips)
+
     # data
     def target(self, sample: Sample) -> torch.Tensor:
         raise NotImplementedError
@@ -141,6 +149,10 @@ class Task:
 
     def format_metrics(self, metrics: dict[str, float]) -> str:
         raise NotImplementedError
+
+    def summary_metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """The metrics as ``summary.json`` and ``eval.json`` hold them (a task may nest flat keys)."""
+        return metrics
 
 
 TASKS: Registry[type[Task]] = Registry(
