@@ -162,3 +162,29 @@ def write_detection_dataset(out_dir: Path, *, seed: int = 0, train_videos: int =
             "val_videos": val_videos, "frames": frames, "fps": fps, "width": width, "height": height}
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def synth_detection_command(out_dir: Path, *, seed: int, train_per_class: int | None, val_per_class: int | None,
+                            frames: int | None, fps: int | None, size: str | None, workers: int | None,
+                            **classification_only: object) -> int:
+    """``vidgrid synth OUT --task detection``: write the dataset and print a one-line summary; the
+    classification-only flags are refused."""
+    from vidgrid.data.synthetic import parse_size
+
+    given = [name for name, value in classification_only.items() if value is not None]
+    if given:
+        raise VidgridError(f"synth --task detection: --{given[0].replace('_', '-')} applies to classification data only")
+    options: dict = {"seed": seed, "workers": workers}
+    for key, value in (("train_videos", train_per_class), ("val_videos", val_per_class), ("frames", frames), ("fps", fps)):
+        if value is not None:
+            options[key] = value
+    if size is not None:
+        options["width"], options["height"] = parse_size(size)
+    meta = write_detection_dataset(out_dir, **options)
+    print(f"wrote {meta['train_videos']} training and {meta['val_videos']} validation videos ({meta['frames']} frames of "
+          f"{meta['width']}x{meta['height']} at {meta['fps']} fps; actions: {', '.join(meta['actions'])}) in the AVA formats to "
+          f"{out_dir}; train with: vidgrid train demo_detect data.train_list={out_dir / 'train.csv'} "
+          f"data.val_list={out_dir / 'val.csv'} data.train_proposals={out_dir / 'train_proposals.csv'} "
+          f"data.val_proposals={out_dir / 'val_proposals.csv'} data.label_map={out_dir / 'label_map.pbtxt'} "
+          f"data.root={out_dir / 'videos'}")
+    return 0

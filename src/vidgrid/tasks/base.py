@@ -55,6 +55,9 @@ class Task:
     spatial_targets: ClassVar[bool] = False
     """Whether the targets are positions in the clip (boxes): the run then refuses RandAugment, whose
     rotate / shear / translate would move the pixels but not the boxes."""
+    box_inputs: ClassVar[bool] = False
+    """Whether the network also reads boxes from the targets (:meth:`forward`): predicting then needs
+    the boxes (``vidgrid predict --boxes``)."""
     multi_label_variant: ClassVar[str | None] = None
     """The task that replaces this one on multi-label annotations (Charades' CSV), if any."""
 

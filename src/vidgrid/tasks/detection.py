@@ -122,6 +122,7 @@ class Detection(Task):
     best_metric = "map"
     mixable = False
     spatial_targets = True
+    box_inputs = True
 
     # model
     def attach(self, model: nn.Module) -> nn.Module:

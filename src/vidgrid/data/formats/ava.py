@@ -258,3 +258,17 @@ register_format(AnnotationFormat(
     class_file_required=True,
     multi_label=True,
 ))
+
+
+def keyframes_of_videos(videos: Sequence[Path], boxes: Path) -> list[Sample]:
+    """``vidgrid predict --boxes``: a sample per keyframe of each video (matched by file name without
+    extension) with every box of the CSV (proposals layout, any score) to classify, in time order."""
+    rows = read_proposals(boxes)
+    samples = []
+    for video in videos:
+        name = video.name[: -len(video.suffix)] if video.suffix else video.name
+        times = sorted(time for vid, time in rows if vid == name)
+        if not times:
+            raise DataError(f"{boxes}: no boxes for video '{name}' ({video})")
+        samples += [Sample(video, -1, keyframe=Keyframe(t, (), tuple((box, ()) for box, _ in rows[(name, t)]))) for t in times]
+    return samples
