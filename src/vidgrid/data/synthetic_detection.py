@@ -5,16 +5,17 @@ Every video shows one to three *actors* (bright discs of radius 0.09-0.12 of the
 from each other) on a dark static gradient. Each actor does one or more of the atomic actions of
 :data:`ACTIONS` at once (each with probability 0.4, at least one):
 
-- ``walk``: drifts horizontally at 0.4-0.8 px per frame (at side 64), bouncing off the borders;
-- ``jump``: bounces up by 0.10 side every 10-14 frames;
+- ``walk``: drifts horizontally at 0.6-1.0 px per frame (at side 64), bouncing off the borders;
+- ``jump``: bounces up by 0.15 side every 10-14 frames;
 - ``wave``: blinks, on/off runs of 3-5 frames;
-- ``breathe``: its radius swells and shrinks by 35 % every 10-14 frames;
+- ``breathe``: its radius swells and shrinks by 50 % every 10-14 frames;
 - ``carry``: a small dot of another colour rides beside it.
 
 Annotations are at one keyframe per second (1 s, 2 s, ... while a whole second of video follows):
 the actor's box (the pixels it and a carried dot cover in that frame, normalised) with its actions.
-Proposals: each true box jittered once or twice (σ 3 % of the box's size, scores 0.8-1.0), plus
-0-2 false positives per keyframe (random boxes, scores 0.2-0.9). Files::
+Proposals, as a person detector after non-maximum suppression gives them: each true box jittered
+(σ 3 % of the box's size, score 0.8-1.0), plus 0-2 false positives per keyframe (random boxes,
+scores 0.2-0.85). Files::
 
     OUT/videos/<split>_<NNNN>.mp4           OUT/label_map.pbtxt
     OUT/train.csv, OUT/val.csv              (video_id,timestamp_s,x1,y1,x2,y2,action_id,person_id)
@@ -57,7 +58,7 @@ def _places(rng: np.random.Generator, count: int, width: int, height: int, reach
     """``count`` actor centres at least ``2·reach`` apart horizontally, ``reach`` + 1 px from the borders."""
     lane = width / count
     return [(rng.uniform(k * lane + reach + 1, (k + 1) * lane - reach - 1) if lane > 2 * reach + 2 else rng.uniform(reach + 1, width - reach - 1),
-             rng.uniform(reach + 0.10 * min(width, height) + 1, height - reach - 1)) for k in range(count)]
+             rng.uniform(reach + 0.15 * min(width, height) + 1, height - reach - 1)) for k in range(count)]
 
 
 def render_actors(rng: np.random.Generator, *, frames: int, width: int, height: int) -> tuple[np.ndarray, list[tuple[tuple[str, ...], np.ndarray]]]:
@@ -77,12 +78,12 @@ def render_actors(rng: np.random.Generator, *, frames: int, width: int, height: 
         if "walk" in actions:
             low, high = 1.8 * radius + 1, width - 1.8 * radius - 1
             span = max(high - low, 1e-6)
-            phase = np.mod(x0 - low + rng.choice([-1, 1]) * rng.uniform(0.4, 0.8) * side / 64 * t, 2 * span)
+            phase = np.mod(x0 - low + rng.choice([-1, 1]) * rng.uniform(0.6, 1.0) * side / 64 * t, 2 * span)
             x = low + span - np.abs(phase - span)
         if "jump" in actions:
-            y = y0 - 0.10 * side * np.abs(np.sin(math.pi * t / rng.uniform(10, 14) + rng.uniform(0, math.pi)))
+            y = y0 - 0.15 * side * np.abs(np.sin(math.pi * t / rng.uniform(10, 14) + rng.uniform(0, math.pi)))
         if "breathe" in actions:
-            r = radius * (1 + 0.35 * np.sin(2 * math.pi * t / rng.uniform(10, 14) + rng.uniform(0, 2 * math.pi)))
+            r = radius * (1 + 0.5 * np.sin(2 * math.pi * t / rng.uniform(10, 14) + rng.uniform(0, 2 * math.pi)))
         if "wave" in actions:
             pattern, state = [], bool(rng.integers(2))
             while len(pattern) < frames:
@@ -125,12 +126,11 @@ def _write_one(task: tuple) -> tuple[list[str], list[str]]:
             box = np.clip(track[second * fps] / scale, 0, 1)
             corners = ",".join(f"{v:.4f}" for v in box)
             boxes += [f"{video},{second},{corners},{ACTIONS.index(a) + 1},{person}" for a in actions]
-            for _ in range(int(rng.integers(1, 3))):
-                proposals.append(f"{video},{second}," + ",".join(f"{v:.4f}" for v in _jitter(rng, box, 0.03)) + f",{rng.uniform(0.8, 1.0):.3f}")
+            proposals.append(f"{video},{second}," + ",".join(f"{v:.4f}" for v in _jitter(rng, box, 0.03)) + f",{rng.uniform(0.8, 1.0):.3f}")
         for _ in range(int(rng.integers(0, 3))):
             w, h = rng.uniform(0.15, 0.35, 2)
             x1, y1 = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
-            proposals.append(f"{video},{second},{x1:.4f},{y1:.4f},{x1 + w:.4f},{y1 + h:.4f},{rng.uniform(0.2, 0.9):.3f}")
+            proposals.append(f"{video},{second},{x1:.4f},{y1:.4f},{x1 + w:.4f},{y1 + h:.4f},{rng.uniform(0.2, 0.85):.3f}")
     return boxes, proposals
 
 
