@@ -94,7 +94,7 @@ def render_actors(rng: np.random.Generator, *, frames: int, width: int, height: 
         paint(canvas, body, _bright_colour(rng), opacity)
         distance = body
         if "carry" in actions:
-            dot = shape_distance("disc", xx - (x + 1.4 * r), yy - y, 0.4 * r)
+            dot = shape_distance("disc", xx - (x + 1.5 * r), yy - y, 0.5 * r)
             paint(canvas, dot, rng.uniform(120, 255, 3))
             distance = np.minimum(body, dot)
         actors.append((actions, object_boxes(distance)))

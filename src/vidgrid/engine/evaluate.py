@@ -190,7 +190,8 @@ def evaluate_checkpoint(cfg: Config, checkpoint: Path, out_dir: Path) -> dict:
     loader = make_loader(dataset, batch_size=cfg.eval.batch_size, workers=cfg.data.workers, seed=cfg.train.seed)
     print(
         f"evaluating {weights.model_name} on {len(dataset)} videos × {dataset.num_views} views "
-        f"({cfg.eval.clips} clips × {cfg.eval.crops} crops of {cfg.data.frames}x{test_crop(cfg)}²) on {device}"
+        + (f"({cfg.eval.clips} clips × {cfg.eval.crops} crops of {cfg.data.frames}x{test_crop(cfg)}²) on {device}" if cfg.eval.crops
+           else f"({cfg.eval.clips} clips of {cfg.data.frames} whole frames at short side {cfg.eval.short_side or test_crop(cfg)}) on {device}")
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     result = collect_scores(model, loader, task, device=device, mean=trained.data.mean, std=trained.data.std)
