@@ -55,13 +55,22 @@ def _actions(rng: np.random.Generator) -> tuple[str, ...]:
 
 
 def _places(rng: np.random.Generator, count: int, width: int, height: int, reach: float) -> list[tuple[float, float]]:
-    """``count`` actor centres at least ``2·reach`` apart horizontally, ``reach`` + 1 px from the borders."""
+    """``count`` actor centres ``reach`` + 1 px from the borders (and 0.15 side more from the top, room
+    for a jump), each in its own vertical lane when the lanes are wider than ``2·reach``, else anywhere."""
     lane = width / count
-    return [(rng.uniform(k * lane + reach + 1, (k + 1) * lane - reach - 1) if lane > 2 * reach + 2 else rng.uniform(reach + 1, width - reach - 1),
-             rng.uniform(reach + 0.15 * min(width, height) + 1, height - reach - 1)) for k in range(count)]
+    places = []
+    for k in range(count):
+        if lane > 2 * reach + 2:
+            x = rng.uniform(k * lane + reach + 1, (k + 1) * lane - reach - 1)
+        else:
+            x = rng.uniform(reach + 1, width - reach - 1)
+        places.append((x, rng.uniform(reach + 0.15 * min(width, height) + 1, height - reach - 1)))
+    return places
 
 
-def render_actors(rng: np.random.Generator, *, frames: int, width: int, height: int) -> tuple[np.ndarray, list[tuple[tuple[str, ...], np.ndarray]]]:
+def render_actors(
+    rng: np.random.Generator, *, frames: int, width: int, height: int
+) -> tuple[np.ndarray, list[tuple[tuple[str, ...], np.ndarray]]]:
     """uint8 (T, H, W, 3) frames and, per actor, its actions and float (T, 4) pixel boxes."""
     side = min(width, height)
     canvas = _background(rng, frames, width, height)
@@ -126,7 +135,8 @@ def _write_one(task: tuple) -> tuple[list[str], list[str]]:
             box = np.clip(track[second * fps] / scale, 0, 1)
             corners = ",".join(f"{v:.4f}" for v in box)
             boxes += [f"{video},{second},{corners},{ACTIONS.index(a) + 1},{person}" for a in actions]
-            proposals.append(f"{video},{second}," + ",".join(f"{v:.4f}" for v in _jitter(rng, box, 0.03)) + f",{rng.uniform(0.8, 1.0):.3f}")
+            jittered = ",".join(f"{v:.4f}" for v in _jitter(rng, box, 0.03))
+            proposals.append(f"{video},{second},{jittered},{rng.uniform(0.8, 1.0):.3f}")
         for _ in range(int(rng.integers(0, 3))):
             w, h = rng.uniform(0.15, 0.35, 2)
             x1, y1 = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
