@@ -133,7 +133,7 @@ def test_keyframe_clips_are_centred_and_keyframes_past_the_end_are_skipped(tmp_p
     assert index == 0 and views.shape == (1, 3, 4, 32, 32) and where[0].size == (32, 32)
     assert read_index(views[0].permute(1, 2, 3, 0)) == [10, 13, 16, 19]
     _, _, index = test[1]
-    assert index == -1 and test.skipped() == [(str(tmp_path / "v1.mp4"), "keyframe outside the video")]
+    assert index == -1 and test.skipped() == [(f"{tmp_path / 'v1.mp4'}@5s", "keyframe outside the video")]
     train = VideoClipDataset(ann, target=lambda s, v: v[0].frame, base_frames=4, sampling_rate=3, base_crop=32,
                              min_short=32, max_short=32, flip=False)
     clip, centre, served = train[(0, ClipShape(4, 32))]

@@ -75,6 +75,12 @@ def _failure_code(error: DecodeError) -> int:
     return FAILURE_REASONS.index(error.reason) if error.reason in FAILURE_REASONS[1:3] else 3
 
 
+def sample_name(sample: Sample) -> str:
+    """How a failed sample is reported: its video, and for a keyframe sample also the keyframe
+    (``path@12s``: one video holds many keyframes, and a keyframe past its end fails alone)."""
+    return f"{sample.path}@{sample.keyframe.time_s:g}s" if sample.keyframe is not None else str(sample.path)
+
+
 class _FailureTable:
     """Per-sample failure codes and frame counts in shared memory, plus log-once bookkeeping."""
 
@@ -106,7 +112,7 @@ class _FailureTable:
         self.seen[0] += 1
         bad, decoded = int(self.seen[0]), int(self.seen[1])
         if decoded:
-            log.warning("skipping video %s: %s", self.samples[index].path, detail)
+            log.warning("skipping video %s: %s", sample_name(self.samples[index]), detail)
         if bad >= GIVE_UP_AFTER and decoded * 10 < bad:
             first = ", ".join(path for path, _ in self.skipped()[:3])
             raise DataError(
@@ -138,11 +144,11 @@ class _FailureTable:
 
     def skipped(self) -> list[tuple[str, str]]:
         bad = torch.nonzero(self.codes > 0).flatten().tolist()
-        return [(str(self.samples[i].path), FAILURE_REASONS[int(self.codes[i])]) for i in bad]
+        return [(sample_name(self.samples[i]), FAILURE_REASONS[int(self.codes[i])]) for i in bad]
 
     def mark_skipped(self, skipped: Sequence[Sequence[str]]) -> None:
         """Mark the ``(path, reason)`` pairs of :meth:`skipped` (of any run on these samples) as bad."""
-        where = {str(sample.path): i for i, sample in enumerate(self.samples)}
+        where = {sample_name(sample): i for i, sample in enumerate(self.samples)}
         for path, reason in skipped:
             if path in where and self.codes[where[path]] <= 0:
                 self.codes[where[path]] = FAILURE_REASONS.index(reason if reason in FAILURE_REASONS[1:] else "cannot decode")

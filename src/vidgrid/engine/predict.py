@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from vidgrid.config import Config
 from vidgrid.data.annotations import VIDEO_EXTENSIONS, Annotations, Sample
-from vidgrid.data.dataset import VideoTestDataset
+from vidgrid.data.dataset import VideoTestDataset, sample_name
 from vidgrid.data.decode import DecodeError, probe_video
 from vidgrid.data.formats.ava import keyframes_of_videos
 from vidgrid.engine.distributed import pick_device
@@ -119,7 +119,7 @@ def predict_keyframes(model: nn.Module, videos: Sequence[Path], boxes: Path, tas
         views, target, index = dataset[i]
         entry = results[sample.path]
         if index < 0:
-            entry.update(error=dict(dataset.skipped()).get(str(sample.path), "cannot decode"))
+            entry.update(error=dict(dataset.skipped()).get(sample_name(sample), "cannot decode"))
             continue
         scores = score_views(model, views.unsqueeze(0).to(device), task, mean=cfg.data.mean, std=cfg.data.std,
                              targets=target.unsqueeze(0))[0]
