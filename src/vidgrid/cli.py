@@ -52,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR", help="folder for the timelines (default: timelines)")
 
     p.add_argument("--figures", default=None, metavar="DIR",
-                   help="write the task's picture of each prediction there (sibling: centre frame with the box, PNG)")
+                   help="write the task's picture of each prediction there (sibling: centre frame with the box, "
+                        "detection: each keyframe with its boxes and actions; PNG)")
+    p.add_argument("--boxes", default=None, metavar="CSV",
+                   help="detection: person boxes to classify, 'video_id,timestamp_s,x1,y1,x2,y2[,action_id],score' "
+                        "(normalised; video_id = the video's file name without extension)")
 
     p = sub.add_parser("export", help="export a checkpoint to safetensors, ONNX or torch.export (pt2)")
     p.add_argument("checkpoint", help="checkpoint written by vidgrid train, or a file written by vidgrid convert")
@@ -104,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="write the synthetic action dataset (H.264 MP4 + lists)")
     p.add_argument("out_dir")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task", choices=["classification", "detection"], default="classification",
+                   help="detection: actors doing several actions each, in the AVA formats (the per-class "
+                        "counts are then videos per split)")
     p.add_argument("--train-per-class", type=int, default=None, help="training videos per class")
     p.add_argument("--val-per-class", type=int, default=None, help="validation videos per class")
     p.add_argument("--frames", type=int, default=None, help="frames per video")
@@ -204,7 +211,8 @@ def _run(args: argparse.Namespace) -> int | None:
 
         return predict_command([Path(v) for v in args.videos], Path(args.checkpoint), top=args.top, as_json=args.json,
                                window=args.window, stride=args.stride, out=Path(args.out) if args.out else None,
-                               figures=Path(args.figures) if args.figures else None)
+                               figures=Path(args.figures) if args.figures else None,
+                               boxes=Path(args.boxes) if args.boxes else None)
     if cmd == "export":
         from vidgrid.engine.export import export_command
 
@@ -241,6 +249,12 @@ def _run(args: argparse.Namespace) -> int | None:
         classes = read_class_names(Path(args.classes)) if args.classes else None
         return convert_command(Path(args.src), Path(args.dst), source=args.source, model=args.model, classes=classes,
                                inflation=args.inflate)
+    if cmd == "synth" and args.task == "detection":
+        from vidgrid.data.synthetic_detection import synth_detection_command
+
+        return synth_detection_command(Path(args.out_dir), seed=args.seed, **{k: getattr(args, k) for k in (
+            "train_per_class", "val_per_class", "frames", "fps", "size", "workers", "classes", "boxes", "distractors",
+            "moving_distractors")})
     if cmd == "synth":
         from vidgrid.data.synthetic import synth_command
 

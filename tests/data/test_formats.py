@@ -91,7 +91,7 @@ def test_an_unknown_name_lists_the_registry(tmp_path: Path, name: str) -> None:
         load_annotations(lst, format=name)
     message = str(info.value)
     assert message == f"'data.format' = {name!r}: unknown annotation format, expected one of {valid_names()}"
-    assert valid_names().startswith("auto, charades, folder, kinetics, ssv2")
+    assert valid_names().startswith("auto, ava, charades, folder, kinetics, ssv2")
     assert isinstance(info.value, DataError)  # callers that catch annotation errors catch it too
 
 

@@ -149,3 +149,17 @@ def test_load_exported_names_the_missing_file(tmp_path):
     assert main(["export", str(ckpt), "--format", "pt2", "--out", str(tmp_path / "e")]) == 0
     with pytest.raises(CheckpointError, match="model.safetensors: not found"):
         load_exported(tmp_path / "e")
+
+
+def test_a_task_whose_network_takes_boxes_is_refused_in_one_line(tmp_path, capsys):
+    from vidgrid.tasks.detection import Detection
+
+    options, frames = FAMILIES["x3d_xs"]
+    cfg = load_config(None, [f"model.options={json.dumps(options)}", f"data.frames={frames}", f"data.crop={CROP}",
+                             "model.name=x3d_xs", "task.name=detection"])
+    net = Detection(CLASSES).attach(create_model("x3d_xs", num_classes=len(CLASSES), **options))
+    path = tmp_path / "det.pt"
+    torch.save({"model": net.state_dict(), "config": config_to_dict(cfg), "classes": CLASSES, "task": "detection",
+                "train": {"state": TrainState().state_dict()}}, path)
+    assert main(["export", str(path), "--format", "safetensors"]) == 2
+    assert "takes person boxes" in capsys.readouterr().err

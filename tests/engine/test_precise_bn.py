@@ -32,3 +32,20 @@ def test_recompute_bn_statistics_without_batches_keeps_the_old_ones():
     model[0].running_mean.fill_(3.0)
     assert recompute_bn_statistics(model, []) == 0
     assert torch.equal(model[0].running_mean, torch.full((2,), 3.0))
+
+
+def test_recompute_bn_statistics_runs_batches_through_the_given_forward():
+    """A network that also reads boxes (detection) gets its batches as (clips, targets) through the task's forward."""
+
+    class TwoInputs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bn = nn.BatchNorm1d(2)
+
+        def forward(self, x, shift):
+            return self.bn(x + shift)
+
+    model = TwoInputs()
+    batches = [(torch.zeros(4, 2), torch.full((4, 2), 3.0)), (torch.zeros(4, 2), torch.full((4, 2), 5.0))]
+    used = recompute_bn_statistics(model, batches, forward=lambda m, batch: m(*batch))
+    assert used == 2 and torch.allclose(model.bn.running_mean, torch.tensor([4.0, 4.0]))

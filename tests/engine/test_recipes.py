@@ -105,3 +105,20 @@ def test_i3d_nl_recipe_follows_the_multigrid_paper():
     with torch.device("meta"):
         model = build_model(cfg, num_classes=400)
     assert {b.form for b in model.res4.nonlocal_blocks.values()} == {"dot_product"}
+
+
+@pytest.mark.parametrize("name, frames, stride, short", [("ava_x3d_m", 16, 5, 224), ("ava_slowfast_r50", 32, 2, 256)])
+def test_ava_recipes_follow_the_x3d_supplement(name, frames, stride, short):
+    cfg = load_config(name)
+    assert (cfg.task.name, cfg.data.format, cfg.model.pretrained != "") == ("detection", "ava", True)
+    assert (cfg.detection.train_iou, cfg.detection.proposal_score, cfg.optim.weight_decay) == (0.9, 0.8, 1e-7)
+    assert cfg.schedule.policy == "step" and cfg.schedule.lrs == [1.0, 0.1, 0.01] and cfg.train.epochs == 68
+    # 1k of 14k iterations of warm-up
+    assert cfg.schedule.warmup_epochs / cfg.train.epochs == pytest.approx(1 / 14, abs=1e-3)
+    assert (cfg.data.frames, cfg.data.sampling_rate, cfg.data.crop) == (frames, stride, 224)
+    assert (cfg.eval.clips, cfg.eval.crops, cfg.eval.short_side) == (1, 0, short)
+
+
+def test_demo_detect_recipe_trains_the_detection_task_on_synthetic_data():
+    cfg = load_config("demo_detect")
+    assert (cfg.task.name, cfg.data.format, cfg.eval.crops) == ("detection", "ava", 0)

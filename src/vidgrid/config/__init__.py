@@ -30,6 +30,7 @@ from vidgrid.config.sections import (
     KINETICS_STD,
     Config,
     DataConfig,
+    DetectionConfig,
     EvalConfig,
     ModelConfig,
     MultigridConfig,
@@ -43,7 +44,7 @@ from vidgrid.errors import ConfigError
 PACKAGED_CONFIGS = Path(__file__).parent.parent / "configs"
 
 __all__ = [
-    "KINETICS_MEAN", "KINETICS_STD", "Config", "DataConfig", "EvalConfig", "ModelConfig", "MultigridConfig",
+    "KINETICS_MEAN", "KINETICS_STD", "Config", "DataConfig", "DetectionConfig", "EvalConfig", "ModelConfig", "MultigridConfig",
     "OptimConfig", "ScheduleConfig", "TaskConfig", "TrainConfig", "coerce", "config_from_dict",
     "config_to_dict", "describe", "list_recipes", "load_config", "resolve_recipe", "save_config", "validate",
 ]
@@ -247,6 +248,8 @@ def validate(cfg: Config) -> None:
          "0 or at least the test crop"),
         (cfg.eval.batch_size >= 1, "eval.batch_size", "an integer >= 1"),
         (cfg.task.patience >= 0, "task.patience", "an integer >= 0 (0 = off)"),
+        (0 <= cfg.detection.train_iou < 1, "detection.train_iou", "a number in [0, 1)"),
+        (0 <= cfg.detection.proposal_score < 1, "detection.proposal_score", "a number in [0, 1)"),
     ]
     for ok, key, expected in checks:
         if not ok:

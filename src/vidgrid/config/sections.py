@@ -28,6 +28,14 @@ class DataConfig:
     boxes: str = ""
     """Optional track file of the main object's boxes, CSV ``path,frame,x1,y1,x2,y2`` (source pixels,
     linearly interpolated between annotated frames); a list line may instead end with ``x1 y1 x2 y2``."""
+    label_map: str = ""
+    """AVA: the ``.pbtxt`` label map (``item { name: "..." id: N }``); default ``label_map.pbtxt`` beside the list."""
+    train_proposals: str = ""
+    """AVA: person proposals of the training keyframes (CSV, box columns plus a score); empty: annotated boxes only."""
+    val_proposals: str = ""
+    """AVA: person proposals of the validation keyframes, the boxes that are tested; empty: the annotated boxes."""
+    exclusions: str = ""
+    """AVA: optional CSV ``video_id,timestamp_s`` of keyframes left out of training and evaluation."""
     frames: int = 16
     """Base clip length T in frames (the multigrid schedule scales it)."""
     sampling_rate: int = 4
@@ -226,14 +234,25 @@ class EvalConfig:
 
     clips: int = 10
     """K uniformly spaced temporal clips per video."""
-    crops: Literal[1, 3] = 3
-    """Spatial crops per clip: 1 (center) or 3 (left/center/right, or top/center/bottom)."""
+    crops: Literal[0, 1, 3] = 3
+    """Spatial crops per clip: 1 (center), 3 (left/center/right, or top/center/bottom) or 0 (the whole
+    frame at ``eval.short_side``, not square: detection)."""
     crop: int = 0
     """Test crop size; 0 = ``data.crop`` (X3D tests at a larger crop than it trains on)."""
     short_side: int = 0
     """Short side the video is resized to before cropping; 0 = the test crop."""
     batch_size: int = 8
     """Videos per evaluation batch."""
+
+
+@dataclass
+class DetectionConfig:
+    """Spatio-temporal action detection on keyframes (X3D supplement §A.1)."""
+
+    train_iou: float = 0.9
+    """Training boxes: the annotated boxes plus the proposals overlapping one by IoU above this."""
+    proposal_score: float = 0.8
+    """Proposals at or below this detector score are never used (the test boxes are the others)."""
 
 
 @dataclass
@@ -248,3 +267,4 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    detection: DetectionConfig = field(default_factory=DetectionConfig)

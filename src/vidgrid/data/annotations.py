@@ -26,6 +26,7 @@ from vidgrid.data.formats import (
     get_format,
     read_class_names,
 )
+from vidgrid.data.formats.ava import ProposalSettings, apply_proposals
 from vidgrid.data.formats.charades import CHARADES_CLASSES
 from vidgrid.data.formats.folder import VIDEO_EXTENSIONS
 from vidgrid.data.boxes import BoxRow, check_box
@@ -45,6 +46,7 @@ def load_annotations(
     format: str = AUTO,
     classes: str | Path | None = None,
     boxes: str | Path | None = None,
+    proposals: ProposalSettings | None = None,
 ) -> Annotations:
     """Read the annotations at ``source`` (a list file, or a folder per class).
 
@@ -75,6 +77,8 @@ def load_annotations(
     if boxes:
         tracks = read_box_tracks(Path(boxes), data_root)
         samples = [dataclasses.replace(s, boxes=tracks[s.path]) if s.path in tracks else s for s in samples]
+    if proposals is not None and (proposals.proposals or proposals.exclusions):
+        samples = apply_proposals(samples, proposals)
     meta = {**fmt.meta, **_read_meta(base / "meta.json")}
     return Annotations(samples, names, multi_label=fmt.multi_label, meta=meta)
 

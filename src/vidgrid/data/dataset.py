@@ -60,9 +60,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FAILURE_REASONS = ("", "missing file", "zero-length file", "cannot decode", "fewer frames than the base clip")
+FAILURE_REASONS = ("", "missing file", "zero-length file", "cannot decode", "fewer frames than the base clip",
+                   "keyframe outside the video")
 """Failure code -> reason; 0 = not tried yet, -1 = decoded. Codes live in an int8 shared-memory tensor."""
 _TOO_SHORT = 4
+_OUTSIDE = 5
 _DECODED = -1
 GIVE_UP_AFTER = 8
 """Failed videos after which a dataset where fewer than 1 in 10 tried videos decoded stops the run."""
@@ -73,6 +75,12 @@ def _failure_code(error: DecodeError) -> int:
     return FAILURE_REASONS.index(error.reason) if error.reason in FAILURE_REASONS[1:3] else 3
 
 
+def sample_name(sample: Sample) -> str:
+    """How a failed sample is reported: its video, and for a keyframe sample also the keyframe
+    (``path@12s``: one video holds many keyframes, and a keyframe past its end fails alone)."""
+    return f"{sample.path}@{sample.keyframe.time_s:g}s" if sample.keyframe is not None else str(sample.path)
+
+
 class _FailureTable:
     """Per-sample failure codes and frame counts in shared memory, plus log-once bookkeeping."""
 
@@ -80,6 +88,7 @@ class _FailureTable:
         self.samples = samples
         self.codes = torch.zeros(len(samples), dtype=torch.int8).share_memory_()
         self.num_frames = torch.zeros(len(samples), dtype=torch.int32).share_memory_()  # 0 = not probed
+        self.fps = torch.zeros(len(samples), dtype=torch.float64).share_memory_()
         self.seen = torch.zeros(2, dtype=torch.int64).share_memory_()  # videos found bad, decoded by this run
 
     def is_bad(self, index: int) -> bool:
@@ -103,7 +112,7 @@ class _FailureTable:
         self.seen[0] += 1
         bad, decoded = int(self.seen[0]), int(self.seen[1])
         if decoded:
-            log.warning("skipping video %s: %s", self.samples[index].path, detail)
+            log.warning("skipping video %s: %s", sample_name(self.samples[index]), detail)
         if bad >= GIVE_UP_AFTER and decoded * 10 < bad:
             first = ", ".join(path for path, _ in self.skipped()[:3])
             raise DataError(
@@ -115,23 +124,41 @@ class _FailureTable:
         """The video's frame count, probed once and cached for every worker (raises DecodeError)."""
         count = int(self.num_frames[index])
         if count == 0:
-            count = probe_video(self.samples[index].path).num_frames
+            info = probe_video(self.samples[index].path)
+            count = info.num_frames
+            self.fps[index] = info.fps
             self.num_frames[index] = count
         return count
 
+    def keyframe_index(self, index: int) -> int | None:
+        """The frame index of sample ``index``'s keyframe (None: not a keyframe sample); raises
+        :class:`_Outside` for a keyframe past the video's end."""
+        keyframe = self.samples[index].keyframe
+        if keyframe is None:
+            return None
+        num_frames = self.frame_count(index)
+        centre = round(keyframe.time_s * float(self.fps[index]))
+        if centre >= num_frames:
+            raise _Outside(f"keyframe at {keyframe.time_s:g}s is past the video's {num_frames} frames")
+        return centre
+
     def skipped(self) -> list[tuple[str, str]]:
         bad = torch.nonzero(self.codes > 0).flatten().tolist()
-        return [(str(self.samples[i].path), FAILURE_REASONS[int(self.codes[i])]) for i in bad]
+        return [(sample_name(self.samples[i]), FAILURE_REASONS[int(self.codes[i])]) for i in bad]
 
     def mark_skipped(self, skipped: Sequence[Sequence[str]]) -> None:
         """Mark the ``(path, reason)`` pairs of :meth:`skipped` (of any run on these samples) as bad."""
-        where = {str(sample.path): i for i, sample in enumerate(self.samples)}
+        where = {sample_name(sample): i for i, sample in enumerate(self.samples)}
         for path, reason in skipped:
             if path in where and self.codes[where[path]] <= 0:
                 self.codes[where[path]] = FAILURE_REASONS.index(reason if reason in FAILURE_REASONS[1:] else "cannot decode")
 
 
 class _TooShort(Exception):
+    pass
+
+
+class _Outside(Exception):
     pass
 
 
@@ -215,6 +242,9 @@ class VideoClipDataset(Dataset):
             except _TooShort as e:
                 self._failures.record(candidate, _TOO_SHORT, str(e))
                 continue
+            except _Outside as e:
+                self._failures.record(candidate, _OUTSIDE, str(e))
+                continue
             self._failures.record_decoded(candidate)
             return clip, self.target(self.annotations.samples[candidate], [view]), candidate
         raise DataError(
@@ -227,7 +257,11 @@ class VideoClipDataset(Dataset):
         num_frames = self._failures.frame_count(index)
         if self.temporal_sampling == "stride" and num_frames < self.base_frames:
             raise _TooShort(f"{num_frames} frames, fewer than the base clip's {self.base_frames}")
-        if self.temporal_sampling == "segment":
+        keyframe = self._failures.keyframe_index(index)
+        if keyframe is not None:  # a keyframe's clip is centred on it, at a stride of the stride range
+            stride = rng.randint(*sampling.stride_range(shape.frames, self.base_frames, self.sampling_rate))
+            indices = sampling.centred_indices(num_frames, keyframe, shape.frames, stride)
+        elif self.temporal_sampling == "segment":
             indices = sampling.random_segment_indices(num_frames, shape.frames, rng)
         else:
             indices = sampling.random_stride_indices(num_frames, shape.frames, self.base_frames, self.sampling_rate, rng)
@@ -251,7 +285,8 @@ class VideoTestDataset(Dataset):
     """Multi-view test clips: ``dataset[index] -> (uint8 (V, 3, T, s, s), target, index)``, V = clips × crops.
 
     Each video is decoded once (the union of all views' frames), its short side resized to
-    ``short_side``, and every view cut from those frames. A broken video, or one with fewer frames
+    ``short_side``, and every view cut from those frames; ``crops`` 0 takes the whole resized frame
+    (V = clips, not square). A keyframe sample's clips are all the one centred on its keyframe. A broken video, or one with fewer frames
     than a clip's ``frames`` (as in training), gives all-zero views and index -1 (the evaluator
     leaves it out); it is logged once and listed by :meth:`skipped`.
     """
@@ -264,12 +299,12 @@ class VideoTestDataset(Dataset):
         frames: int,
         sampling_rate: int,
         clips: int,
-        crops: Literal[1, 3],
+        crops: Literal[0, 1, 3],
         short_side: int,
         crop: int,
         temporal_sampling: Literal["stride", "segment"] = "stride",
     ) -> None:
-        if crop > short_side:
+        if crops and crop > short_side:
             raise DataError(f"test crop {crop} is larger than the test short side {short_side}")
         self.annotations = annotations
         self.target = target
@@ -287,7 +322,7 @@ class VideoTestDataset(Dataset):
 
     @property
     def num_views(self) -> int:
-        return self.clips * self.crops
+        return self.clips * max(self.crops, 1)
 
     def skipped(self) -> list[tuple[str, str]]:
         """``(path, reason)`` of every video that could not be decoded, by this process or its workers."""
@@ -315,9 +350,14 @@ class VideoTestDataset(Dataset):
             if num_frames < self.frames:
                 self._failures.record(index, _TOO_SHORT, f"{num_frames} frames, fewer than the clip's {self.frames}")
                 return empty, self.target(sample, nominal), -1
-            views, where = self._views(sample.path, num_frames)
+            keyframe = self._failures.keyframe_index(index)
+            clips = None if keyframe is None else [sampling.centred_indices(num_frames, keyframe, self.frames, self.sampling_rate)] * self.clips
+            views, where = self._views(sample.path, num_frames, clips=clips)
         except DecodeError as e:
             self._failures.record(index, _failure_code(e), e.reason)
+            return empty, self.target(sample, nominal), -1
+        except _Outside as e:
+            self._failures.record(index, _OUTSIDE, str(e))
             return empty, self.target(sample, nominal), -1
         self._failures.record_decoded(index)
         return views, self.target(sample, where), index
@@ -327,10 +367,10 @@ class VideoTestDataset(Dataset):
         window of a long video): uint8 (V, C, T, s, s); a :class:`DecodeError` for a broken file."""
         return self._views(path, stop - start, offset=start)[0]
 
-    def _views(self, path, num_frames: int, *, offset: int = 0) -> tuple[torch.Tensor, list[ClipView]]:
-        """All views of one video (or of the ``num_frames`` from frame ``offset``) from a single decode:
-        uint8 (V, C, T, s, s), and where each was cut."""
-        clips = [[offset + i for i in clip] for clip in self.view_indices(num_frames)]
+    def _views(self, path, num_frames: int, *, offset: int = 0, clips: list[list[int]] | None = None) -> tuple[torch.Tensor, list[ClipView]]:
+        """All views of one video (or of the ``num_frames`` from frame ``offset``; or of the given
+        ``clips``' frame indices) from a single decode: uint8 (V, C, T, s, s), and where each was cut."""
+        clips = clips or [[offset + i for i in clip] for clip in self.view_indices(num_frames)]
         union = sorted({i for clip in clips for i in clip})
         source = decode_frames(path, union, threads=1)  # (U, H, W, 3)
         frames = transforms.resize_short_side(source, self.short_side)  # (U, h, w, 3)
@@ -341,6 +381,6 @@ class VideoTestDataset(Dataset):
         for clip in clips:
             clip_frames = frames[torch.tensor([position[i] for i in clip])]  # (T, h, w, 3)
             views.extend(transforms.to_model_layout(transforms.crop(clip_frames, box)) for box in boxes)
-            where.extend(crop_view((clip[0] + clip[-1]) / 2, box, (self.crop, self.crop), scale=scale,
+            where.extend(crop_view((clip[0] + clip[-1]) / 2, box, (box[2], box[3]), scale=scale,
                                    frame_size=(source.shape[1], source.shape[2])) for box in boxes)
         return torch.stack(views), where  # (V, C, T, s, s)

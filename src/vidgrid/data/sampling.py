@@ -99,3 +99,9 @@ def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
     if window < 1 or stride < 1:
         raise ValueError(f"window and stride must be >= 1 frame, got {window}, {stride}")
     return list(range(0, max(num_frames - window, 0) + 1, stride))
+
+
+def centred_indices(num_frames: int, centre: int, frames: int, stride: int) -> list[int]:
+    """``frames`` indices at ``stride`` centred on frame ``centre`` (a keyframe's clip: index
+    ``centre + (k - frames // 2)·stride``), clamped to the video (its first or last frame repeats)."""
+    return [min(max(centre + (k - frames // 2) * stride, 0), num_frames - 1) for k in range(frames)]

@@ -121,8 +121,11 @@ def random_hflip(frames: torch.Tensor, rng: random.Random) -> tuple[torch.Tensor
     return (frames.flip(2) if flip else frames), flip
 
 
-def eval_crop_boxes(height: int, width: int, crop_size: int, crops: Literal[1, 3]) -> list[Box]:
-    """1 centre crop, or 3 crops along the long side: left/centre/right (landscape), top/centre/bottom (portrait)."""
+def eval_crop_boxes(height: int, width: int, crop_size: int, crops: Literal[0, 1, 3]) -> list[Box]:
+    """1 centre crop, 3 crops along the long side: left/centre/right (landscape), top/centre/bottom
+    (portrait), or 0: the whole frame (not square)."""
+    if crops == 0:
+        return [(0, 0, height, width)]
     if crop_size > min(height, width):
         raise ValueError(f"crop {crop_size} larger than the frame {height}x{width}")
     top, left = (height - crop_size) // 2, (width - crop_size) // 2

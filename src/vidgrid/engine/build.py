@@ -14,6 +14,7 @@ from torch import nn
 
 from vidgrid.config import Config
 from vidgrid.data.annotations import Annotations, load_annotations
+from vidgrid.data.formats.ava import ProposalSettings
 from vidgrid.errors import ConfigError, DataError, ModelError
 from vidgrid.models import create_model
 from vidgrid.types import ClipShape
@@ -31,12 +32,25 @@ def load_split(cfg: Config, which: str) -> Annotations:
     root = cfg.data.root or None
     if root is not None and not Path(root).is_dir():
         raise ConfigError(f"'data.root' = {root!r}: folder does not exist")
+    # keyframe data (AVA): training boxes with the proposals that overlap them, test boxes the confident ones
+    proposals = ProposalSettings(
+        _optional_file(cfg, f"{which}_proposals"), _optional_file(cfg, "exclusions"),
+        train_iou=cfg.detection.train_iou if which == "train" else None, min_score=cfg.detection.proposal_score,
+    )
     try:
-        return load_annotations(source, root=root, format=cfg.data.format, classes=cfg.data.classes or None,
-                                boxes=cfg.data.boxes or None)
+        return load_annotations(source, root=root, format=cfg.data.format, classes=cfg.data.label_map or cfg.data.classes or None,
+                                boxes=cfg.data.boxes or None, proposals=proposals)
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else "not a text file"
         raise DataError(f"{source}: cannot read the annotations ({reason})") from None
+
+
+def _optional_file(cfg: Config, key: str) -> Path | None:
+    """The file named by ``data.<key>`` (None when empty); a missing one is a ConfigError naming the key."""
+    value = getattr(cfg.data, key)
+    if value and not Path(value).is_file():
+        raise ConfigError(f"'data.{key}' = {value!r}: file not found")
+    return Path(value) if value else None
 
 
 def use_flip(cfg: Config, annotations: Annotations) -> bool:

@@ -57,18 +57,22 @@ def score_views(
     std: Sequence[float],
     clips_per_forward: int = 32,
     autocast_dtype: torch.dtype | None = None,
+    targets: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Video scores of ``uint8 (B, V, C, T, H, W)`` views already on the model's device.
 
-    Views are normalised on the device and run through the model at most ``clips_per_forward`` at a
+    Views are normalised on the device and run through the model (:meth:`~vidgrid.tasks.Task.forward`,
+    with the views' targets where they are per view, ``(B, V, ...)``) at most ``clips_per_forward`` at a
     time (B·V clips can be far more than fit in memory at once)."""
     b, v = views.shape[:2]
     flat = views.flatten(0, 1)  # (B, V, C, T, H, W) -> (B·V, C, T, H, W)
+    per_view = targets is not None and tuple(targets.shape[:2]) == (b, v)  # else per video: the default forward ignores them
+    flat_targets = targets.to(views.device).flatten(0, 1) if per_view else torch.zeros(b * v, 0, device=views.device)
     outputs = []
-    for chunk in flat.split(clips_per_forward):
+    for chunk, chunk_targets in zip(flat.split(clips_per_forward), flat_targets.split(clips_per_forward)):
         x = normalize_clip(chunk, mean, std)
         with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            outputs.append(model(x).float())
+            outputs.append(task.forward(model, x, chunk_targets).float())
     per_view = torch.cat(outputs)
     return task.aggregate_views(per_view.view(b, v, *per_view.shape[1:]))  # (B·V, ...) -> (B, V, ...) -> (B, ...)
 
@@ -99,7 +103,7 @@ def collect_scores(
             scores.append(
                 score_views(
                     model, views, task, mean=mean, std=std, clips_per_forward=clips_per_forward,
-                    autocast_dtype=autocast_dtype,
+                    autocast_dtype=autocast_dtype, targets=target[keep],
                 ).cpu()
             )
             targets.append(target[keep])
@@ -186,7 +190,8 @@ def evaluate_checkpoint(cfg: Config, checkpoint: Path, out_dir: Path) -> dict:
     loader = make_loader(dataset, batch_size=cfg.eval.batch_size, workers=cfg.data.workers, seed=cfg.train.seed)
     print(
         f"evaluating {weights.model_name} on {len(dataset)} videos × {dataset.num_views} views "
-        f"({cfg.eval.clips} clips × {cfg.eval.crops} crops of {cfg.data.frames}x{test_crop(cfg)}²) on {device}"
+        + (f"({cfg.eval.clips} clips × {cfg.eval.crops} crops of {cfg.data.frames}x{test_crop(cfg)}²) on {device}" if cfg.eval.crops
+           else f"({cfg.eval.clips} clips of {cfg.data.frames} whole frames at short side {cfg.eval.short_side or test_crop(cfg)}) on {device}")
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     result = collect_scores(model, loader, task, device=device, mean=trained.data.mean, std=trained.data.std)
@@ -195,7 +200,7 @@ def evaluate_checkpoint(cfg: Config, checkpoint: Path, out_dir: Path) -> dict:
     if not metrics["videos"]:
         examples = "; ".join(f"{path}: {reason}" for path, reason in skipped[:2])
         raise DataError(f"{cfg.data.val_list}: none of its {len(dataset)} videos could be evaluated ({examples}, ...)")
-    summary = {**metrics, "checkpoint": str(checkpoint), "views": dataset.num_views, "skipped_videos": [list(s) for s in skipped]}
+    summary = {**task.summary_metrics(metrics), "checkpoint": str(checkpoint), "views": dataset.num_views, "skipped_videos": [list(s) for s in skipped]}
     (out_dir / EVAL_METRICS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     print(f"{task.format_metrics(metrics)} · {metrics['videos']} videos")
     if skipped:

@@ -170,6 +170,9 @@ def export_model(weights: Weights, fmt: str, out: Path) -> dict[str, Any]:
     if fmt == "onnx":
         require_onnx()  # before any work
     model, task, cfg = model_from_weights(weights)
+    if task.box_inputs:
+        raise VidgridError(f"{weights.path}: the {task.name} task's network also takes person boxes; export handles "
+                           "networks of clips only")
     spec = model_spec(weights, task)
     out.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(0)

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils import signal_handling
 
+from vidgrid.data.collate import pad_collate
 from vidgrid.engine.stopping import StopRequest, ignore_stop_signals
 from vidgrid.errors import DataError
 
@@ -30,12 +31,12 @@ def make_loader(
     pin_memory: bool = False,
 ) -> DataLoader:
     """A DataLoader in order (``batch_sampler`` or plain batches of ``batch_size``) whose workers ignore
-    stop signals."""
+    stop signals; clips of different frame sizes are padded to one (:func:`~vidgrid.data.collate.pad_collate`)."""
     # a private generator: creating the loader must not draw from the global RNG (exact resume)
     return DataLoader(
         dataset, batch_sampler=batch_sampler, batch_size=1 if batch_sampler is not None else batch_size,
         num_workers=workers, pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed),
-        worker_init_fn=ignore_stop_signals,
+        worker_init_fn=ignore_stop_signals, collate_fn=pad_collate,
     )
 
 

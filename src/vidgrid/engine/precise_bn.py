@@ -4,16 +4,18 @@ exponential average of a multigrid run mixes whatever shapes its last iterations
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
 
 @torch.no_grad()
-def recompute_bn_statistics(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
+def recompute_bn_statistics(model: nn.Module, batches: Iterable[Any],
+                            forward: Callable[[nn.Module, Any], Any] = lambda model, batch: model(batch)) -> int:
     """Replace the running statistics of every BatchNorm in ``model`` by their equal-weight average
-    over ``batches`` (inputs of ``model``, forwarded in training mode without gradients); returns the
+    over ``batches`` (inputs of ``model``, run through ``forward`` in training mode without gradients); returns the
     number of batches used. The model's mode and the layers' momenta are restored afterwards; with no
     batch the statistics are left as they were."""
     layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
@@ -26,7 +28,7 @@ def recompute_bn_statistics(model: nn.Module, batches: Iterable[torch.Tensor]) -
     used = 0
     try:
         for batch in batches:
-            model(batch)
+            forward(model, batch)
             used += 1
     finally:
         for m, (mean, var, tracked, momentum) in zip(layers, saved):

@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from vidgrid.config import Config
 from vidgrid.data.annotations import VIDEO_EXTENSIONS, Annotations, Sample
-from vidgrid.data.dataset import VideoTestDataset
+from vidgrid.data.dataset import VideoTestDataset, sample_name
 from vidgrid.data.decode import DecodeError, probe_video
+from vidgrid.data.formats.ava import keyframes_of_videos
 from vidgrid.engine.distributed import pick_device
 from vidgrid.engine.evaluate import eval_dataset_from_config, score_views
 from vidgrid.engine.timeline import score_windows, write_timeline
@@ -95,11 +96,38 @@ def predict_videos(
             if index < 0:
                 results[path] = {"video": str(path), "error": dict(dataset.skipped()).get(str(path), "cannot decode")}
                 continue
-            scores = score_views(model, views.unsqueeze(0).to(device), task, mean=cfg.data.mean, std=cfg.data.std)[0]
+            scores = score_views(model, views.unsqueeze(0).to(device), task, mean=cfg.data.mean, std=cfg.data.std,
+                                 targets=target.unsqueeze(0))[0]
             results[path] = {"video": str(path), **task.prediction(scores, top=top)}  # (1, V, C, T, H, W) -> (K,)
             figure = task.prediction_figure(figures / f"{path.stem}.png", path, scores, target) if figures else None
             if figure is not None:
                 results[path]["figure"] = str(figure)
+    return [results[p] for p in videos]
+
+
+@torch.inference_mode()
+def predict_keyframes(model: nn.Module, videos: Sequence[Path], boxes: Path, task: Task, *, cfg: Config,
+                      device: torch.device, top: int, figures: Path | None = None) -> list[dict]:
+    """``--boxes``: per video ``{"video", "keyframes": [{"time", **task.prediction}, ...]}`` (detection:
+    each box's ``top`` actions), or ``{"video", "error"}``; with ``figures`` each keyframe's picture
+    as ``<video stem>_<time>s.png``, named in its ``"figure"``."""
+    model.eval().to(device)
+    samples = keyframes_of_videos(videos, boxes)
+    dataset = eval_dataset_from_config(cfg, Annotations(samples, task.classes), task)
+    results = {path: {"video": str(path), "keyframes": []} for path in videos}
+    for i, sample in enumerate(tqdm(samples, desc="keyframes", unit="keyframe", disable=None, leave=False)):
+        views, target, index = dataset[i]
+        entry = results[sample.path]
+        if index < 0:
+            entry.update(error=dict(dataset.skipped()).get(sample_name(sample), "cannot decode"))
+            continue
+        scores = score_views(model, views.unsqueeze(0).to(device), task, mean=cfg.data.mean, std=cfg.data.std,
+                             targets=target.unsqueeze(0))[0]
+        keyframe = {"time": sample.keyframe.time_s, **task.prediction(scores, top=top)}
+        if figures is not None:
+            name = f"{sample.path.stem}_{sample.keyframe.time_s:g}s.png"
+            keyframe["figure"] = str(task.prediction_figure(figures / name, sample.path, scores, target))
+        entry["keyframes"].append(keyframe)
     return [results[p] for p in videos]
 
 
@@ -123,6 +151,10 @@ def format_predictions(results: list[dict], task: Task) -> str:
     for r in results:
         if "error" in r:
             continue
+        if "keyframes" in r:
+            for keyframe in r["keyframes"]:
+                lines += [f"{r['video']} at {keyframe['time']:g} s", *task.format_prediction(keyframe)]
+            continue
         if "windows" not in r:
             lines += [r["video"], *task.format_prediction(r)]
             continue
@@ -135,7 +167,7 @@ def format_predictions(results: list[dict], task: Task) -> str:
 def predict_command(
     paths: list[Path], checkpoint: Path, *, top: int, as_json: bool,
     window: float | None = None, stride: float | None = None, out: Path | None = None,
-    figures: Path | None = None,
+    figures: Path | None = None, boxes: Path | None = None,
 ) -> int:
     """Print the ``top`` classes of each video, folders searched recursively (a table, or one JSON
     object with ``--json``); with ``window`` (seconds) a timeline of windows every ``stride`` seconds
@@ -149,9 +181,15 @@ def predict_command(
     videos = collect_videos(paths)
     weights = load_weights(checkpoint)
     model, task, cfg = model_from_weights(weights)
+    if task.box_inputs != (boxes is not None):
+        raise VidgridError(f"--boxes CSV: the {task.name} task of {checkpoint} classifies given person boxes; name them"
+                           if task.box_inputs else f"--boxes: the {task.name} task of {checkpoint} takes no boxes")
     start = time.perf_counter()
-    results = predict_videos(model, videos, task, cfg=cfg, device=pick_device("auto", 0), top=top, windows=windows,
-                             figures=figures)
+    if boxes is not None:
+        results = predict_keyframes(model, videos, boxes, task, cfg=cfg, device=pick_device("auto", 0), top=top, figures=figures)
+    else:
+        results = predict_videos(model, videos, task, cfg=cfg, device=pick_device("auto", 0), top=top, windows=windows,
+                                 figures=figures)
     seconds = time.perf_counter() - start
     timelines = [r for r in results if "windows" in r]
     out_dir = out if out is not None else Path("timelines")
@@ -165,8 +203,9 @@ def predict_command(
     elif len(failed) < len(results):
         print(format_predictions(results, task))
         for r in results:
-            if "figure" in r:
-                print(f"written: {r['figure']}")
+            for figure in [r.get("figure")] + [k.get("figure") for k in r.get("keyframes", [])]:
+                if figure:
+                    print(f"written: {figure}")
     print(throughput_line(len(results) - len(failed), sum(len(r["windows"]) for r in timelines), seconds), file=sys.stderr)
     return 2 if failed else 0
 

@@ -82,7 +82,7 @@ def train_one_epoch(
         mixed = run.mixer(clips, targets)
         # forward and loss
         with run.autocast:
-            loss = run.task.loss(run.net(mixed.clips), mixed.targets)
+            loss = run.task.loss(run.task.forward(run.net, mixed.clips, mixed.targets), mixed.targets)
         mean_loss, batch, stop = agree(loss, clips.shape[0], run)
         # backward, clip, step
         run.optimizer.zero_grad(set_to_none=True)
@@ -282,7 +282,8 @@ def precise_bn(run: Run, progress: Progress | None) -> None:
     # the groups of the last segment; the next epoch sets its own again
     D.set_bn_grouping(run.model, env, last.base_batch, bn_base_size=run.schedule.bn_base_size)
     with run.autocast, loading(train_loader(run, batches), timeout_s=cfg.data.loader_timeout_s) as loaded:
-        used = recompute_bn_statistics(run.model, (model_input(run, clips) for clips, _, _ in loaded))
+        inputs = ((model_input(run, clips), targets.to(env.device)) for clips, targets, _ in loaded)
+        used = recompute_bn_statistics(run.model, inputs, forward=lambda model, batch: run.task.forward(model, *batch))
     set_rng_state(rng)
     if progress is not None:
         progress.write(f"BatchNorm statistics recomputed on {used} batches of {batch}x{shape}")
@@ -356,8 +357,7 @@ def summary_of(run: Run) -> dict[str, Any]:
     folder, files = run.out_dir / "checkpoints", run.task.best_checkpoints()
     best = run.state.best.get(run.task.best_metric)
     return {
-        **run.task.empty_metrics(),
-        **run.state.val,
+        **run.task.summary_metrics({**run.task.empty_metrics(), **run.state.val}),
         "best": {"metric": run.task.best_metric, **best, "checkpoint": str(folder / files[run.task.best_metric])}
         if best else {},
         "best_epochs": {metric: record["epoch"] for metric, record in run.state.best.items()},

@@ -13,6 +13,8 @@ The pieces, in the order a run uses them:
   target tensor the loader batches (it runs in the loader workers); the datasets call
   :meth:`Task.clip_target` with where each clip was cut (:class:`~vidgrid.data.boxes.ClipView`), which a
   task whose targets follow the pixels (boxes) overrides;
+- **forward**: :meth:`Task.forward` runs the network on the clips (and, for a task whose network
+  reads them, the boxes in the targets);
 - **training**: :meth:`Task.soft_targets` (label smoothing) and :meth:`Task.mix_targets` (the
   target side of Mixup / CutMix; a task whose targets cannot be mixed sets ``mixable = False``), and
   :meth:`Task.loss`;
@@ -53,6 +55,9 @@ class Task:
     spatial_targets: ClassVar[bool] = False
     """Whether the targets are positions in the clip (boxes): the run then refuses RandAugment, whose
     rotate / shear / translate would move the pixels but not the boxes."""
+    box_inputs: ClassVar[bool] = False
+    """Whether the network also reads boxes from the targets (:meth:`forward`): predicting then needs
+    the boxes (``vidgrid predict --boxes``)."""
     multi_label_variant: ClassVar[str | None] = None
     """The task that replaces this one on multi-label annotations (Charades' CSV), if any."""
 
@@ -79,6 +84,12 @@ class Task:
     def attach(self, model: nn.Module) -> nn.Module:
         """The trained network: ``model`` with this task's head(s) on its features."""
         return model
+
+    def forward(self, model: nn.Module, clips: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The network's outputs for a batch of clips and their targets (training: ``(B, ...)``; testing:
+        one target per view, ``(B·V, ...)``); a task whose network also reads part of the targets
+        (the boxes to classify) overrides it. Default: ``model(clips)``."""
+        return model(clips)
 
     # data
     def target(self, sample: Sample) -> torch.Tensor:
@@ -147,6 +158,10 @@ class Task:
 
     def format_metrics(self, metrics: dict[str, float]) -> str:
         raise NotImplementedError
+
+    def summary_metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """The metrics as ``summary.json`` and ``eval.json`` hold them (a task may nest flat keys)."""
+        return metrics
 
 
 TASKS: Registry[type[Task]] = Registry(

@@ -19,7 +19,8 @@ class Sample:
 
     ``segments`` keeps per-action ``(class, start_s, end_s)`` times where the format has them (Charades);
     ``boxes`` the main object's track ``((frame, x1, y1, x2, y2), ...)`` where the annotations give one
-    (:mod:`vidgrid.data.boxes`; frame -1: one box for the whole video).
+    (:mod:`vidgrid.data.boxes`; frame -1: one box for the whole video); ``keyframe`` the time and the
+    boxes of one annotated frame (spatio-temporal detection: one sample per keyframe).
     """
 
     path: Path
@@ -27,6 +28,24 @@ class Sample:
     labels: tuple[int, ...] = ()
     segments: tuple = ()
     boxes: tuple = ()
+    keyframe: Keyframe | None = None
+
+
+NormBox = tuple[float, float, float, float]
+"""``(x1, y1, x2, y2)`` in fractions of the frame's width and height (the AVA convention)."""
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """One annotated frame of a video: the clip is centred on ``time_s``.
+
+    ``truth``: the annotated boxes and their classes (what evaluation matches against); ``rois``:
+    the boxes the model classifies and their classes (training: the annotated boxes and the proposals
+    that overlap one; testing: the confident proposals, classes unknown, ``()``)."""
+
+    time_s: float
+    truth: tuple[tuple[NormBox, tuple[int, ...]], ...] = ()
+    rois: tuple[tuple[NormBox, tuple[int, ...]], ...] = ()
 
 
 @dataclass
