@@ -41,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint file to evaluate")
     p.add_argument("--out", default=None, help="folder for predictions and plots (default: beside the checkpoint)")
 
+    p = sub.add_parser("expand", help="grow an X3D from X2D step by step, one candidate per axis (X3D's expansion)")
+    _config_args(p)
+    p.add_argument("--steps", type=int, default=None, help="expansion steps (default: expand.steps of the recipe)")
+    p.add_argument("--axes", nargs="+", default=None, metavar="AXIS",
+                   help="axes to try: fast temporal spatial depth width bottleneck (default: expand.axes)")
+    p.add_argument("--out", default=None, metavar="DIR", help="search folder (default: runs/expand-<recipe>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the search in --out; finished candidates are kept")
+    p.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="train a step's candidates in N child processes, one per GPU (default: %(default)s)")
+
     p = sub.add_parser("predict", help="top-5 classes of some videos (folders searched recursively), or their timelines")
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER")
     p.add_argument("--checkpoint", required=True, help="checkpoint written by vidgrid train")
@@ -176,7 +186,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _run(args: argparse.Namespace) -> int | None:
     cmd = args.command
-    if cmd in ("train", "eval", "schedule") or (cmd == "plot" and args.plot_command == "schedule"):
+    if cmd in ("train", "eval", "schedule", "expand") or (cmd == "plot" and args.plot_command == "schedule"):
         from vidgrid.config import load_config
 
         cfg = load_config(args.config, args.overrides)
@@ -198,6 +208,14 @@ def _run(args: argparse.Namespace) -> int | None:
 
         out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
         evaluate_checkpoint(cfg, Path(args.checkpoint), out)
+        return 0
+    if cmd == "expand":
+        from vidgrid.engine.expand import expand_search
+
+        if args.resume and not args.out:
+            raise VidgridError("--resume: give the search's --out")
+        out = Path(args.out) if args.out else Path("runs") / f"expand-{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        expand_search(cfg, out, steps=args.steps, axes=args.axes, resume=args.resume, parallel=args.parallel)
         return 0
     if cmd == "predict":
         from vidgrid.engine.predict import predict_command
