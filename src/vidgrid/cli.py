@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--checkpoint", required=True, help="checkpoint file to evaluate")
     p.add_argument("--out", default=None, help="folder for predictions and plots (default: beside the checkpoint)")
+    p.add_argument("--views", type=int, nargs="+", default=None, metavar="K",
+                   help="K-Center testing for each K (e.g. 1 3 5 7 10): top-1 against GFLOPs per video, views.json")
 
     p = sub.add_parser("expand", help="grow an X3D from X2D step by step, one candidate per axis (X3D's expansion)")
     _config_args(p)
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = plot.add_parser("runs", help="loss, accuracy and LR of several runs against iterations and wall time")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders written by vidgrid train")
     p.add_argument("--out", default=".", metavar="DIR", help="folder for runs_*.png (default: the current folder)")
+    p = plot.add_parser("views", help="top-1 against inference GFLOPs per video of several models (vidgrid eval --views)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="views.json files, their folders, or run folders with eval/views.json")
+    p.add_argument("--out", default="views.png", help="PNG to write (default: %(default)s)")
     p = plot.add_parser("schedule", help="the multigrid schedule of a recipe (as vidgrid schedule)")
     _config_args(p)
     p.add_argument("--dataset-size", type=int, default=None, help="training videos (default: count the train list)")
@@ -207,6 +212,11 @@ def _run(args: argparse.Namespace) -> int | None:
         from vidgrid.engine.evaluate import evaluate_checkpoint
 
         out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
+        if args.views:
+            from vidgrid.engine.views import evaluate_views
+
+            evaluate_views(cfg, Path(args.checkpoint), out, args.views)
+            return 0
         evaluate_checkpoint(cfg, Path(args.checkpoint), out)
         return 0
     if cmd == "expand":
@@ -245,6 +255,10 @@ def _run(args: argparse.Namespace) -> int | None:
         from vidgrid.engine.plots import runs_command
 
         return runs_command([Path(r) for r in args.runs], Path(args.out))
+    if cmd == "plot" and args.plot_command == "views":
+        from vidgrid.engine.views import views_plot_command
+
+        return views_plot_command([Path(r) for r in args.runs], Path(args.out))
     if cmd == "profile":
         from vidgrid.models.profile import profile_command
 

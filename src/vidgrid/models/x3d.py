@@ -119,8 +119,8 @@ class Gammas:
 
 
 def crop_for(s: float) -> int:
-    """The input crop of γ_s: 112 · γ_s rounded to a multiple of 8 (at least 8)."""
-    return max(8, int(round(BASE_CROP * s / 8)) * 8)
+    """The input crop of γ_s: 112 · γ_s rounded (half up) to a multiple of 8, at least 8."""
+    return max(8, int(BASE_CROP * s / 8 + 0.5) * 8)
 
 
 def x3d_config(g: Gammas, **fields: object) -> X3DConfig:
