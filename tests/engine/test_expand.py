@@ -148,3 +148,28 @@ def test_killed_search_resumes_without_retraining(tiny_args: Callable[..., list[
     trace = json.loads((out / "trace.json").read_text())
     assert [c["axis"] for c in trace["steps"][0]["candidates"]] == ["fast", "width"]
     assert "step 1:" in done.stdout and (out / "step_01" / "width" / RESULT_FILE).is_file()
+
+
+def test_parallel_candidates_train_in_child_processes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import threading
+
+    from vidgrid.engine import expand
+
+    running, most, lock = [], [], threading.Lock()
+
+    def child(recipe: Path, run: Path, *, device: str | None) -> dict:
+        with lock:
+            running.append(recipe)
+            most.append(len(running))
+        time.sleep(0.2)
+        with lock:
+            running.remove(recipe)
+        return {"top1": 0.5, "best": {}}
+
+    monkeypatch.setattr(expand, "train_in_subprocess", child)
+    monkeypatch.setattr(expand.torch.cuda, "device_count", lambda: 0)
+    jobs = [lambda train, a=a: Candidate(a, {}, 1, 1.0, train(tmp_path / a / "recipe.yaml", tmp_path / a / "run")["top1"])
+            for a in ("fast", "width", "depth")]
+    results = expand.run_jobs(jobs, 2, None)
+    assert [c.axis for c in results] == ["fast", "width", "depth"]  # in the axes' order
+    assert max(most) == 2  # two at a time

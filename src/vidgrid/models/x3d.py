@@ -150,7 +150,8 @@ X3D_CONFIGS: dict[str, X3DConfig] = {name: x3d_config(g) for name, g in X3D_GAMM
 @dataclass(frozen=True)
 class Axis:
     """One expansion axis (supplement "Expansion details"): ``grow(γ, m)`` expands by a factor ``m``
-    whose nominal value (``nominal``) roughly doubles the cost; the search adjusts ``m``."""
+    whose nominal value (``nominal``) roughly doubles the cost; the search adjusts ``m``. γ_τ never
+    falls below one source frame: at 1, X-Fast and X-Temporal add frames and duration."""
 
     nominal: float
     grow: Callable[[Gammas, float], Gammas]
@@ -162,9 +163,9 @@ def _more_frames(g: Gammas, m: float) -> int:
 
 AXES: dict[str, Axis] = {
     # X-Fast: the same duration at a higher frame rate (γ_τ ← γ_τ/2, γ_t ← 2γ_t)
-    "fast": Axis(2.0, lambda g, m: replace(g, t=_more_frames(g, m), tau=g.tau * g.t / _more_frames(g, m))),
+    "fast": Axis(2.0, lambda g, m: replace(g, t=_more_frames(g, m), tau=max(1.0, g.tau * g.t / _more_frames(g, m)))),
     # X-Temporal: 4/3 the frame rate, longer duration (γ_τ ← 0.75γ_τ, γ_t ← 2γ_t)
-    "temporal": Axis(2.0, lambda g, m: replace(g, t=_more_frames(g, m), tau=0.75 * g.tau)),
+    "temporal": Axis(2.0, lambda g, m: replace(g, t=_more_frames(g, m), tau=max(1.0, 0.75 * g.tau))),
     "spatial": Axis(math.sqrt(2), lambda g, m: replace(g, s=m * g.s)),  # γ_s ← √2 γ_s
     "depth": Axis(2.2, lambda g, m: replace(g, d=m * g.d)),  # γ_d ← 2.2 γ_d
     "width": Axis(2.0, lambda g, m: replace(g, w=m * g.w)),  # γ_w ← 2 γ_w
