@@ -173,3 +173,11 @@ def test_parallel_candidates_train_in_child_processes(monkeypatch: pytest.Monkey
     results = expand.run_jobs(jobs, 2, None)
     assert [c.axis for c in results] == ["fast", "width", "depth"]  # in the axes' order
     assert max(most) == 2  # two at a time
+
+
+def test_resume_with_other_settings_is_refused(tiny_config: Callable[..., Config], tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        expand_search(tiny_config(*SMALL), tmp_path, steps=1, axes=["width"], train_fn=FakeTrainer({}, die_after=1))
+    other = tiny_config("model.num_classes=10", "expand.start_gammas={s: 0.29, w: 0.75}")
+    with pytest.raises(VidgridError, match=r"result.json: trained γtau=8 γt=1 γs=0.29 γw=0.5 .* now asks for .*γw=0.75"):
+        expand_search(other, tmp_path, steps=1, axes=["width"], resume=True, train_fn=FakeTrainer({}))

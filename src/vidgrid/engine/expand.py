@@ -12,7 +12,7 @@ The search folder ``OUT``::
     step_00/start/   step_01/fast/ ... step_01/bottleneck/   step_02/...
         recipe.yaml  the candidate's training recipe      run/  its run folder (vidgrid train)
         result.json  written when it has finished: axis, gammas, params, gflops, top1
-    trace.json       {"steps": [{"step", "from", "candidates", "chosen"}]}, rewritten after each candidate
+    trace.json       {"steps": [{"step", "from", "candidates", "chosen"}]}, rewritten after each step
     expansion.png    top-1 against GFLOPs, every candidate and the chosen path (X3D paper Fig. 2)
     model.yaml       the recipe with the final γ: ``vidgrid train OUT/model.yaml``
 
@@ -123,7 +123,8 @@ def network_recipe(cfg: Config, g: Gammas) -> Config:
     out.data.min_short = max(net.crop, round(cfg.data.min_short * scale))
     out.data.max_short = max(out.data.min_short, round(cfg.data.max_short * scale))
     out.eval.crop = round(cfg.eval.crop * scale)
-    out.eval.short_side = max(round(cfg.eval.short_side * scale), out.eval.crop or net.crop) if cfg.eval.short_side else 0
+    if cfg.eval.short_side:
+        out.eval.short_side = max(round(cfg.eval.short_side * scale), out.eval.crop or net.crop)
     return out
 
 
@@ -215,7 +216,9 @@ def read_result(folder: Path) -> Candidate | None:
     return Candidate(**json.loads(path.read_text())) if path.is_file() else None
 
 
-def train_candidate(folder: Path, axis: str, g: Gammas, recipe: Config, size: tuple[int, float], train_fn: TrainFn) -> Candidate:
+def train_candidate(
+    folder: Path, axis: str, g: Gammas, recipe: Config, size: tuple[int, float], train_fn: TrainFn
+) -> Candidate:
     """Write the recipe, train (continuing an interrupted run), write ``result.json`` atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     save_config(recipe, folder / "recipe.yaml")
@@ -257,7 +260,9 @@ def choose(candidates: Sequence[Candidate]) -> Candidate:
     return max(candidates, key=lambda c: (c.top1, -c.gflops))
 
 
-def step_record(step: int, current: Candidate, candidates: Sequence[Candidate], chosen: Candidate | None) -> dict[str, Any]:
+def step_record(
+    step: int, current: Candidate, candidates: Sequence[Candidate], chosen: Candidate | None
+) -> dict[str, Any]:
     """One entry of ``trace.json``'s ``steps``."""
     return {
         "step": step,
@@ -278,28 +283,27 @@ def expand_search(
     check_expand(cfg, axes, steps)
     if parallel < 1:
         raise VidgridError(f"--parallel {parallel}: expected an integer >= 1")
-    if (out / TRACE_FILE).is_file() and not resume:
+    if (out / "step_00").exists() and not resume:
         raise VidgridError(f"--out {out}: holds a search already; continue it with --resume or give another --out")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    num_classes = cfg.model.num_classes or load_split(cfg, "train").num_classes
-    fields = switches(cfg)
+    model = (switches(cfg), cfg.model.num_classes or load_split(cfg, "train").num_classes)
 
     g = start_gammas(cfg)
-    size = measure(g, fields, num_classes)
-    current = train_start(cfg, out, g, size, train_fn)
-    print(f"start {cfg.expand.start}: {format_gammas(current.gammas)}  {size[1]:.4f} GFLOPs  top-1 {100 * current.top1:.1f}%")
+    folder = out / "step_00" / START
+    current = finished(folder, g) or train_candidate(folder, START, g, candidate_recipe(cfg, g, 1), measure(g, *model),
+                                                     train_fn or train_in_process)
+    print(f"start {cfg.expand.start}: {format_gammas(current.gammas)}  {current.gflops:.4f} GFLOPs  "
+          f"top-1 {100 * current.top1:.1f}%")
     trace: dict[str, Any] = {"steps": []}
     path = [current]
     for step in range(1, steps + 1):
-        target = cfg.expand.cost_ratio * current.gflops
-        grown = {axis: expand_to_cost(g, axis, target, num_classes=num_classes, **fields)[0] for axis in axes}
-        jobs = [job_of(cfg, out / f"step_{step:02d}" / axis, axis, grown[axis], step, (fields, num_classes))
-                for axis in axes]
-        done = {c.axis: c for c in (read_result(out / f"step_{step:02d}" / a) for a in axes) if c is not None}
-        todo = [job for axis, job in zip(axes, jobs) if axis not in done]
-        for c in run_jobs(todo, parallel, train_fn):
-            done[c.axis] = c
+        grown = {a: expand_to_cost(g, a, cfg.expand.cost_ratio * current.gflops, num_classes=model[1], **model[0])[0]
+                 for a in axes}
+        folders = {a: out / f"step_{step:02d}" / a for a in axes}
+        done = {a: c for a in axes if (c := finished(folders[a], grown[a])) is not None}
+        todo = [job_of(cfg, folders[a], a, grown[a], step, model) for a in axes if a not in done]
+        done.update((c.axis, c) for c in run_jobs(todo, parallel, train_fn))
         candidates = [done[a] for a in axes]
         chosen = choose(candidates)
         trace["steps"].append(step_record(step, current, candidates, chosen))
@@ -308,9 +312,21 @@ def expand_search(
         current, g = chosen, grown[chosen.axis]
         path.append(current)
     write_outputs(cfg, out, trace, g, path)
-    print(f"expansion: {len(path) - 1} steps in {time.perf_counter() - started:.0f} s; final {format_gammas(current.gammas)} "
-          f"{current.gflops:.4f} GFLOPs, top-1 {100 * current.top1:.1f}%")
+    print(f"expansion: {len(path) - 1} steps in {time.perf_counter() - started:.0f} s; final "
+          f"{format_gammas(current.gammas)} {current.gflops:.4f} GFLOPs, top-1 {100 * current.top1:.1f}%")
     return trace
+
+
+def finished(folder: Path, g: Gammas) -> Candidate | None:
+    """The candidate of ``folder`` if it has finished; one that grew other γ (the search was started
+    with other settings) is an error rather than a silent mix of two searches."""
+    done = read_result(folder)
+    if done is not None and done.gammas != g.as_dict():
+        raise VidgridError(
+            f"{folder / RESULT_FILE}: trained {format_gammas(done.gammas)} but the search now asks for "
+            f"{format_gammas(g.as_dict())}; resume with the recipe and overrides it started with"
+        )
+    return done
 
 
 def job_of(
@@ -319,15 +335,6 @@ def job_of(
     """Training job of one candidate (its size measured up front; ``model``: options, classes)."""
     recipe, size = candidate_recipe(cfg, g, step), measure(g, *model)
     return lambda train_fn: train_candidate(folder, axis, g, recipe, size, train_fn)
-
-
-def train_start(cfg: Config, out: Path, g: Gammas, size: tuple[int, float], train_fn: TrainFn | None) -> Candidate:
-    """The start point trained like a step-1 candidate (its top-1 is step 1's ``from``)."""
-    folder = out / "step_00" / START
-    done = read_result(folder)
-    if done is not None:
-        return done
-    return train_candidate(folder, START, g, candidate_recipe(cfg, g, 1), size, train_fn or train_in_process)
 
 
 # --------------------------------------------------------------------------------------------------
