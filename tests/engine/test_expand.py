@@ -116,6 +116,10 @@ def test_ties_go_to_fewer_flops() -> None:
 def test_bad_search_settings_are_one_line_errors(tiny_config: Callable[..., Config], tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--axes fast sideways: expected some of fast, temporal"):
         expand_search(tiny_config(*SMALL), tmp_path, axes=["fast", "sideways"])
+    with pytest.raises(ConfigError, match="--axes fast fast: .*, each once"):
+        expand_search(tiny_config(*SMALL), tmp_path, axes=["fast", "fast"])
+    with pytest.raises(ConfigError, match="'expand.steps' = 0: expected an integer >= 1"):
+        expand_search(tiny_config(*SMALL), tmp_path, steps=0)
     with pytest.raises(ConfigError, match="'model.name' = 'mvitv2_s_16x4': expand grows an X3D"):
         expand_search(tiny_config(*SMALL, "model.name=mvitv2_s_16x4", "model.options={}"), tmp_path)
     with pytest.raises(ConfigError, match="'expand.start_gammas': unknown factor 'q'"):
@@ -124,7 +128,8 @@ def test_bad_search_settings_are_one_line_errors(tiny_config: Callable[..., Conf
 
 def test_cli_reports_bad_input_in_one_line(tiny_args: Callable[..., list[str]], tmp_path: Path, capsys) -> None:
     assert main(["expand", "demo", *tiny_args(*SMALL), "--axes", "up", "--out", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == "error: --axes up: expected some of fast, temporal, spatial, depth, width, bottleneck"
+    expected = "error: --axes up: expected some of fast, temporal, spatial, depth, width, bottleneck, each once"
+    assert capsys.readouterr().err.strip() == expected
 
 
 @pytest.mark.slow

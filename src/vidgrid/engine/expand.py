@@ -98,8 +98,8 @@ def check_expand(cfg: Config, axes: Sequence[str], steps: int) -> None:
     if cfg.model.name not in X3D_CONFIGS:
         raise ConfigError(f"'model.name' = {cfg.model.name!r}: expand grows an X3D ({', '.join(X3D_CONFIGS)})")
     bad = [a for a in axes if a not in AXES]
-    if bad or not axes:
-        raise ConfigError(f"--axes {' '.join(axes)}: expected some of {', '.join(AXES)}")
+    if bad or not axes or len(set(axes)) < len(axes):
+        raise ConfigError(f"--axes {' '.join(axes)}: expected some of {', '.join(AXES)}, each once")
     ex = cfg.expand
     checks = [
         (steps >= 1, "expand.steps", steps, "an integer >= 1"),
