@@ -83,7 +83,7 @@ def test_named_points_are_the_published_instances() -> None:
 
 
 STARTS = {
-    "x2d": X3D_GAMMAS["x2d"],
+    "x2d": replace(X3D_GAMMAS["x2d"], tau=32),  # the search's γ_τ of one frame: the recipe's clip span
     "x2d_grown": Gammas(tau=8, t=4, s=0.7, w=0.75, b=2.0, d=2.2),
     "x3d_xs": X3D_GAMMAS["x3d_xs"],
 }
@@ -107,6 +107,8 @@ def test_fast_keeps_the_duration_and_temporal_stretches_it() -> None:
     fast, temporal = AXES["fast"].grow(g, 2.0), AXES["temporal"].grow(g, 2.0)
     assert (fast.t, fast.tau) == (8, 4.0) and fast.t * fast.tau == g.t * g.tau
     assert (temporal.t, temporal.tau) == (8, 6.0) and temporal.t * temporal.tau == 1.5 * g.t * g.tau
+    at_one = replace(g, tau=1)  # a stride of one source frame cannot shrink: more frames, longer clips
+    assert AXES["fast"].grow(at_one, 2.0).tau == 1 and AXES["temporal"].grow(at_one, 2.0).tau == 1
 
 
 def test_the_cost_target_moves_the_factor() -> None:

@@ -26,6 +26,7 @@ from typing import Callable, Literal
 import torch
 from torch import Tensor, nn
 
+from vidgrid.errors import ModelError
 from vidgrid.models.layers import (
     Bottleneck,
     ClassifierHead,
@@ -34,7 +35,6 @@ from vidgrid.models.layers import (
     drop_path_rates,
     init_weights,
 )
-from vidgrid.errors import ModelError
 from vidgrid.models.profile import count_gmacs
 from vidgrid.models.registry import check_ranges, register_family
 
@@ -58,7 +58,7 @@ class X3DConfig:
     """One X3D instance: expansion factors and the input it was expanded for."""
 
     width_factor: float
-    """γ_w: global width multiplier of the base widths (stem 12, stages 12/24/48/96)."""
+    """Global width multiplier of the base widths (stem 12, stages 12/24/48/96): 2 · γ_w."""
     depth_factor: float
     """γ_d: depth multiplier of the base block counts (1, 2, 5, 3), rounded up."""
     frames: int
