@@ -40,6 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--checkpoint", required=True, help="checkpoint file to evaluate")
     p.add_argument("--out", default=None, help="folder for predictions and plots (default: beside the checkpoint)")
+    p.add_argument("--views", type=int, nargs="+", default=None, metavar="K",
+                   help="K-Center testing for each K (e.g. 1 3 5 7 10): top-1 against GFLOPs per video, views.json")
+
+    p = sub.add_parser("expand", help="grow an X3D from X2D step by step, one candidate per axis (X3D's expansion)")
+    _config_args(p)
+    p.add_argument("--steps", type=int, default=None, help="expansion steps (default: expand.steps of the recipe)")
+    p.add_argument("--axes", nargs="+", default=None, metavar="AXIS",
+                   help="axes to try: fast temporal spatial depth width bottleneck (default: expand.axes)")
+    p.add_argument("--out", default=None, metavar="DIR", help="search folder (default: runs/expand-<recipe>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the search in --out; finished candidates are kept")
+    p.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="train a step's candidates in N child processes, one per GPU (default: %(default)s)")
 
     p = sub.add_parser("predict", help="top-5 classes of some videos (folders searched recursively), or their timelines")
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER")
@@ -80,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = plot.add_parser("runs", help="loss, accuracy and LR of several runs against iterations and wall time")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders written by vidgrid train")
     p.add_argument("--out", default=".", metavar="DIR", help="folder for runs_*.png (default: the current folder)")
+    p = plot.add_parser("views", help="top-1 against inference GFLOPs per video of several models (vidgrid eval --views)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="views.json files, their folders, or run folders with eval/views.json")
+    p.add_argument("--out", default="views.png", help="PNG to write (default: %(default)s)")
     p = plot.add_parser("schedule", help="the multigrid schedule of a recipe (as vidgrid schedule)")
     _config_args(p)
     p.add_argument("--dataset-size", type=int, default=None, help="training videos (default: count the train list)")
@@ -183,7 +198,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _run(args: argparse.Namespace) -> int | None:
     cmd = args.command
-    if cmd in ("train", "eval", "schedule") or (cmd == "plot" and args.plot_command == "schedule"):
+    if cmd in ("train", "eval", "schedule", "expand") or (cmd == "plot" and args.plot_command == "schedule"):
         from vidgrid.config import load_config
 
         cfg = load_config(args.config, args.overrides)
@@ -204,7 +219,20 @@ def _run(args: argparse.Namespace) -> int | None:
         from vidgrid.engine.evaluate import evaluate_checkpoint
 
         out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
+        if args.views:
+            from vidgrid.engine.views import evaluate_views
+
+            evaluate_views(cfg, Path(args.checkpoint), out, args.views)
+            return 0
         evaluate_checkpoint(cfg, Path(args.checkpoint), out)
+        return 0
+    if cmd == "expand":
+        from vidgrid.engine.expand import expand_search
+
+        if args.resume and not args.out:
+            raise VidgridError("--resume: give the search's --out")
+        out = Path(args.out) if args.out else Path("runs") / f"expand-{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        expand_search(cfg, out, steps=args.steps, axes=args.axes, resume=args.resume, parallel=args.parallel)
         return 0
     if cmd == "predict":
         from vidgrid.engine.predict import predict_command
@@ -235,6 +263,10 @@ def _run(args: argparse.Namespace) -> int | None:
         from vidgrid.engine.plots import runs_command
 
         return runs_command([Path(r) for r in args.runs], Path(args.out))
+    if cmd == "plot" and args.plot_command == "views":
+        from vidgrid.engine.views import views_plot_command
+
+        return views_plot_command([Path(r) for r in args.runs], Path(args.out))
     if cmd == "profile":
         from vidgrid.models.profile import profile_command
 

@@ -14,6 +14,7 @@ from vidgrid.models import create_model
 TINY: dict[str, dict[str, object]] = {
     "slowfast_": {"width": 16, "stage_depths": (1, 1, 1, 1)},
     "x3d_": {"width_factor": 0.5, "depth_factor": 0.2},
+    "x2d": {},
     "c2d_": {"width": 8, "stage_depths": (1, 1, 1, 1)},
     "i3d_": {"width": 8, "stage_depths": (1, 2, 2, 1)},
     "slow_": {"width": 8, "stage_depths": (1, 1, 1, 1)},

@@ -256,6 +256,31 @@ class DetectionConfig:
 
 
 @dataclass
+class ExpandConfig:
+    """``vidgrid expand``: X3D's progressive expansion (X3D supplement, "Expansion details")."""
+
+    start: str = "x2d"
+    """Named point of the X3D γ table the search starts from (X2D: every γ = 1, one frame)."""
+    start_gammas: dict[str, float] = field(default_factory=dict)
+    """Factors replacing the start's (keys tau, t, s, w, b, d), e.g. ``{s: 0.5, w: 0.5}`` for a
+    smaller search; γ_τ of a one-frame start defaults to the recipe's clip span (frames × sampling_rate)."""
+    steps: int = 5
+    """Expansion steps (``--steps``)."""
+    axes: list[str] = field(default_factory=lambda: ["fast", "temporal", "spatial", "depth", "width", "bottleneck"])
+    """Axes tried at each step (``--axes``)."""
+    cost_ratio: float = 2.0
+    """ĉ: each candidate's FLOPs target relative to the current model's."""
+    bn_clips: int = 16
+    """Clips per BatchNorm group of every candidate (``multigrid.bn_base_size``)."""
+    batch_halving_step: int = 8
+    """Candidates train at twice the recipe's batch before this step, at its batch from it on."""
+    drop_connect_step: int = 11
+    """From this step on, candidates train with drop-connect ``drop_connect``."""
+    drop_connect: float = 0.1
+    """Drop-connect (stochastic depth) rate of the regularisation expansion."""
+
+
+@dataclass
 class Config:
     """A complete run: recipe defaults plus overrides."""
 
@@ -268,3 +293,4 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
+    expand: ExpandConfig = field(default_factory=ExpandConfig)
