@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probability that a distractor drifts (default: 0.5)")
     p.add_argument("--boxes", action="store_true", default=None,
                    help="also write boxes.csv: the main object's box in every frame (for data.boxes)")
+    p.add_argument("--coarse", default=None, metavar="PRESET|C=A+B,...",
+                   help="write coarse classes that merge fine ones (demo, motion, or e.g. 'horizontal=slide_left+slide_right,"
+                        "size=grow+shrink') and correspondence.json: a second dataset overlapping a fine one")
     p.add_argument("--workers", type=int, default=None, help="parallel encoder processes")
 
     data = sub.add_parser("data", help="check or prepare a video dataset").add_subparsers(
@@ -245,7 +248,7 @@ def _run(args: argparse.Namespace) -> int | None:
         from vidgrid.data.synthetic import synth_command
 
         names = ("classes", "size", "train_per_class", "val_per_class", "frames", "fps", "distractors",
-                 "moving_distractors", "boxes", "workers")
+                 "moving_distractors", "boxes", "coarse", "workers")
         options = {k: getattr(args, k) for k in names}
         return synth_command(Path(args.out_dir), seed=args.seed, **{k: v for k, v in options.items() if v is not None})
     if cmd == "data" and args.data_command == "check":

@@ -50,9 +50,11 @@ from vidgrid.engine.run import AUTOCAST, Run, setup
 from vidgrid.engine.run_folder import check_run_folder
 from vidgrid.engine.state import save_parts
 from vidgrid.engine.stopping import StopRequest, StopWhileWaiting, resume_command
+from vidgrid.data.dataset import VideoTestDataset
 from vidgrid.errors import VidgridError
 from vidgrid.multigrid.sampler import ShortCycleBatchSampler
 from vidgrid.multigrid.schedule import Segment
+from vidgrid.tasks import Task
 from vidgrid.types import ClipShape
 
 class NonFiniteLossError(VidgridError):
@@ -289,16 +291,33 @@ def precise_bn(run: Run, progress: Progress | None) -> None:
 
 
 def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> dict[str, float] | None:
-    """Multi-view validation at the test shape, each process scoring its shard; rank 0 reports
-    (and with ``out_dir`` writes predictions.jsonl and confusion.png). None: a stop request on any
-    process abandoned it."""
+    """Multi-view validation at the test shape of each validation set (one per dataset of a
+    multi-dataset run, its files in ``out_dir/<name>``), each process scoring its shard; rank 0
+    reports (and with ``out_dir`` writes predictions.jsonl and the task's plots). None: a stop
+    request on any process abandoned it."""
+    per_part = {}
+    for name, task in run.task.evaluation_tasks().items():
+        metrics = validate_set(run, run.val_sets[name], task, out_dir=out_dir / name if out_dir and name else out_dir)
+        if metrics is None:
+            return None
+        per_part[name] = metrics
+    metrics = run.task.combine_metrics(per_part) if run.env.is_main else None
+    if run.env.is_main:
+        run.logger.log("val", iteration=run.state.iteration, epoch=run.state.epoch, **metrics)
+        progress.write(f"validation after epoch {run.state.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    run.state.val = D.broadcast_object(metrics)
+    return run.state.val
+
+
+def validate_set(run: Run, dataset: VideoTestDataset, task: Task, *, out_dir: Path | None) -> dict[str, float] | None:
+    """One validation set scored by ``task``: its metrics on rank 0 ({} elsewhere), None after a stop request."""
     env, cfg = run.env, run.cfg
-    shard = Subset(run.val_set, range(env.rank, len(run.val_set), env.world_size))
+    shard = Subset(dataset, range(env.rank, len(dataset), env.world_size))
     loader = make_loader(shard, batch_size=cfg.eval.batch_size, workers=cfg.data.workers, seed=cfg.train.seed)
     try:
         with loading(loader, timeout_s=cfg.data.loader_timeout_s, interruptible=interruptible(run), until=run.stop) as batches:
             mine = collect_scores(
-                run.model, batches, run.task, device=env.device, mean=cfg.data.mean, std=cfg.data.std,
+                run.model, batches, task, device=env.device, mean=cfg.data.mean, std=cfg.data.std,
                 autocast_dtype=AUTOCAST[cfg.train.precision],
             )
     except StopWhileWaiting:
@@ -307,14 +326,9 @@ def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> di
         return None
     parts = [p for p in D.gather_objects(mine) if p.scores.numel()]
     result = ViewScores(*(torch.cat([getattr(p, k) for p in parts]) for k in ("scores", "targets", "indices"))) if parts else mine
-    metrics = None
-    if env.is_main:
-        paths = [s.path for s in run.val_set.annotations.samples]
-        metrics, _ = report(result, run.task, paths=paths, out_dir=out_dir)
-        run.logger.log("val", iteration=run.state.iteration, epoch=run.state.epoch, **metrics)
-        progress.write(f"validation after epoch {run.state.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-    run.state.val = D.broadcast_object(metrics)
-    return run.state.val
+    if not env.is_main:
+        return {}
+    return report(result, task, paths=[s.path for s in dataset.annotations.samples], out_dir=out_dir)[0]
 
 
 def save(run: Run, *, best: Iterable[str] = ()) -> None:
@@ -358,6 +372,7 @@ def summary_of(run: Run) -> dict[str, Any]:
     return {
         **run.task.empty_metrics(),
         **run.state.val,
+        **run.task.summary_fields({**run.task.empty_metrics(), **run.state.val}),
         "best": {"metric": run.task.best_metric, **best, "checkpoint": str(folder / files[run.task.best_metric])}
         if best else {},
         "best_epochs": {metric: record["epoch"] for metric, record in run.state.best.items()},
