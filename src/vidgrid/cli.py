@@ -54,6 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", default=None, metavar="DIR",
                    help="write the task's picture of each prediction there (sibling: centre frame with the box, PNG)")
 
+    p.add_argument("--head", action="append", default=[], metavar="NAME",
+                   help="a multi-dataset model's head (label space) to predict with; repeatable (default: every head)")
+
+    p = sub.add_parser("inspect", help="look inside a trained model").add_subparsers(
+        dest="inspect_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = p.add_parser("projections", help="top (source, target) class pairs of each cross-dataset projection head")
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="run folder (its best.pt) or checkpoint of a multi-dataset run")
+    p.add_argument("--top", type=int, default=5, help="pairs per projection (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--out", default=None, metavar="DIR", help="folder for the heat maps (default: RUN/projections)")
+
     p = sub.add_parser("export", help="export a checkpoint to safetensors, ONNX or torch.export (pt2)")
     p.add_argument("checkpoint", help="checkpoint written by vidgrid train, or a file written by vidgrid convert")
     p.add_argument("--format", dest="fmt", choices=["safetensors", "onnx", "pt2"], required=True,
@@ -207,7 +219,12 @@ def _run(args: argparse.Namespace) -> int | None:
 
         return predict_command([Path(v) for v in args.videos], Path(args.checkpoint), top=args.top, as_json=args.json,
                                window=args.window, stride=args.stride, out=Path(args.out) if args.out else None,
-                               figures=Path(args.figures) if args.figures else None)
+                               figures=Path(args.figures) if args.figures else None, heads=args.head)
+    if cmd == "inspect" and args.inspect_command == "projections":
+        from vidgrid.engine.projections import inspect_projections_command
+
+        return inspect_projections_command(Path(args.source), out=Path(args.out) if args.out else None, top=args.top,
+                                           as_json=args.json)
     if cmd == "export":
         from vidgrid.engine.export import export_command
 

@@ -135,9 +135,10 @@ def format_predictions(results: list[dict], task: Task) -> str:
 def predict_command(
     paths: list[Path], checkpoint: Path, *, top: int, as_json: bool,
     window: float | None = None, stride: float | None = None, out: Path | None = None,
-    figures: Path | None = None,
+    figures: Path | None = None, heads: Sequence[str] = (),
 ) -> int:
-    """Print the ``top`` classes of each video, folders searched recursively (a table, or one JSON
+    """Print the ``top`` classes of each video (of the task's ``heads`` only, when named: a
+    multi-dataset model's label spaces; default every head), folders searched recursively (a table, or one JSON
     object with ``--json``); with ``window`` (seconds) a timeline of windows every ``stride`` seconds
     (default: ``window``, no overlap) per video, written to ``out`` (default ``timelines/``).
 
@@ -149,6 +150,7 @@ def predict_command(
     videos = collect_videos(paths)
     weights = load_weights(checkpoint)
     model, task, cfg = model_from_weights(weights)
+    task = task.for_heads(heads)
     start = time.perf_counter()
     results = predict_videos(model, videos, task, cfg=cfg, device=pick_device("auto", 0), top=top, windows=windows,
                              figures=figures)
