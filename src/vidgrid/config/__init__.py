@@ -301,7 +301,7 @@ def validate_datasets(cfg: Config) -> None:
             checks += [
                 (bool(d.name) and all(c.isalnum() or c in "_-" for c in d.name), f"{at}.name",
                  "a name of letters, digits, '_' or '-'"),
-                (names.count(d.name) == 1, f"{at}.name", "a name no other dataset has"),
+                (d.name not in names[:i], f"{at}.name", "a name no other dataset has"),
                 (bool(d.train_list), f"{at}.train_list", "the training annotation list"),
                 (bool(d.val_list), f"{at}.val_list", "the validation annotation list"),
                 (d.sampling_rate >= 0, f"{at}.sampling_rate", "an integer >= 0 (0 = data.sampling_rate)"),
