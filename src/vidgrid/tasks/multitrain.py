@@ -102,14 +102,38 @@ def informative_loss(z: torch.Tensor, *, variance_weight: float, covariance_weig
     return variance_weight * variance + covariance_weight * covariance, variance, covariance
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather of rows whose count may differ by process (an epoch's last batch); the backward sums
+    every process's gradient of the gathered rows and returns this process's share (each process
+    computes the same global loss, and DDP averages the parameters' gradients)."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor) -> torch.Tensor:
+        world = dist.get_world_size()
+        counts = [torch.zeros(1, dtype=torch.int64, device=z.device) for _ in range(world)]
+        dist.all_gather(counts, torch.tensor([z.shape[0]], device=z.device))
+        counts = [int(c) for c in counts]
+        padded = z.new_zeros((max(counts), *z.shape[1:]))
+        padded[: z.shape[0]] = z
+        parts = [torch.empty_like(padded) for _ in range(world)]
+        dist.all_gather(parts, padded)
+        ctx.counts, ctx.rank = counts, dist.get_rank()
+        return torch.cat([part[:n] for part, n in zip(parts, counts)])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        start = sum(ctx.counts[: ctx.rank])
+        return grad[start : start + ctx.counts[ctx.rank]]
+
+
 def gather_with_grad(z: torch.Tensor) -> torch.Tensor:
-    """``(n, D)`` rows of every process concatenated in rank order; the gradient flows back to each
-    process's own rows (identity in a world of one)."""
+    """``(n_r, D)`` rows of every process r concatenated in rank order, with gradient (identity in a
+    world of one)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return z
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(z.contiguous()))
+    return _GatherWithGrad.apply(z)
 
 
 def per_sample_loss(kind: str, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
