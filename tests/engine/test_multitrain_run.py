@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vidgrid.cli import main
-from vidgrid.config import load_config
+from vidgrid.config import load_config, save_config
 from vidgrid.data.synthetic import CORRESPONDENCE_FILE, write_synthetic_dataset
 from vidgrid.engine.checkpoint import list_checkpoints, load_checkpoint
 from vidgrid.engine.trainer import train
@@ -108,3 +108,19 @@ def test_a_broken_video_is_replaced_from_its_own_dataset(synthetic_data, coarse_
     cfg = multitrain_config(fine, coarse_data, "train.epochs=1", "train.eval_every=0", "eval.clips=1")
     summary = train(cfg, tmp_path / "run")
     assert [Path(p).name for p, _ in summary["skipped_videos"]] == ["grow_000.mp4"]
+
+
+@pytest.mark.slow
+def test_two_processes_train_a_multigrid_multi_dataset_run_in_lockstep(synthetic_data, coarse_data, tmp_path):
+    from tests.engine.test_distributed import run_two_processes
+
+    cfg = multitrain_config(synthetic_data, coarse_data, "multigrid.enabled=true", "train.batch_size=4", "train.epochs=2",
+                            "train.eval_every=0", "multigrid.precise_bn_batches=2")
+    save_config(cfg, tmp_path / "config.yaml")
+    ranks = run_two_processes(tmp_path / "config.yaml", tmp_path)
+    assert len(ranks) == 2 and all("error" not in r for r in ranks), [r.get("traceback") for r in ranks]
+    summary = ranks[0]["summary"]
+    assert summary["processes"] == 2 and summary["multigrid"] and set(summary["datasets"]) == {"fine", "coarse"}
+    assert summary["datasets"]["fine"]["videos"] == 10 and summary["datasets"]["coarse"]["videos"] == 5
+    for key, value in ranks[0]["weights"].items():
+        assert torch.equal(value, ranks[1]["weights"][key]), key
