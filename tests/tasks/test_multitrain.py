@@ -176,3 +176,16 @@ def test_multitrain_without_datasets_is_a_config_error():
         load_config(None, ["task.name=multitrain", "datasets=[{name: a, train_list: t, val_list: v, sampling_weight: 0}, {name: b, train_list: t, val_list: v}]"])
     with pytest.raises(ConfigError, match=r"unknown config key 'datasets\[0\].flips'"):
         load_config(None, ["task.name=multitrain", "datasets=[{name: a, flips: false}]"])
+
+
+def test_the_readme_recipe_loads():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("```yaml\ntask: {name: multitrain}") + len("```yaml\n")
+    recipe = Path(__file__).parent / "_readme_multitrain.yaml"
+    try:
+        recipe.write_text(readme[start : readme.index("```", start)])
+        cfg = load_config(recipe)
+    finally:
+        recipe.unlink(missing_ok=True)
+    assert [d.name for d in cfg.datasets] == ["kinetics", "ssv2", "charades"]
+    assert cfg.datasets[1].temporal_sampling == "segment" and cfg.datasets[2].loss == "sigmoid"
