@@ -92,6 +92,13 @@ def test_masks_are_exact_a_head_gets_no_gradient_from_other_datasets_samples():
     changed = out.detach().clone()
     changed[2:, :3] += 100.0
     assert torch.equal(task.losses(changed, targets)["k"], task.losses(out.detach(), targets)["k"])
+    # the sigmoid head too (its BCE against the zeros of other datasets' blocks would not be 0)
+    out.grad = None
+    task.losses(out, targets)["m"].backward()
+    assert torch.count_nonzero(out.grad[:2, 3:5]) == 0 and torch.count_nonzero(out.grad[2:, 3:5]) > 0
+    changed = out.detach().clone()
+    changed[:2, 3:5] -= 100.0
+    assert torch.equal(task.losses(changed, targets)["m"], task.losses(out.detach(), targets)["m"])
 
 
 def test_a_projection_loss_uses_only_the_target_datasets_samples():
