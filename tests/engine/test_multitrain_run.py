@@ -13,6 +13,7 @@ from vidgrid.cli import main
 from vidgrid.config import load_config, save_config
 from vidgrid.data.synthetic import CORRESPONDENCE_FILE, write_synthetic_dataset
 from vidgrid.engine.checkpoint import list_checkpoints, load_checkpoint
+from vidgrid.engine.logging import read_metrics
 from vidgrid.engine.trainer import train
 
 from tests.engine.conftest import tiny_overrides
@@ -61,6 +62,8 @@ def test_two_dataset_run_trains_resumes_bit_identically_and_evaluates_per_datase
     assert (run / "fine" / "predictions.jsonl").exists() and (run / "fine" / "confusion.png").exists()
     assert (run / "coarse" / "predictions.jsonl").exists()
     assert (run / "accuracy_fine.png").exists() and (run / "accuracy_coarse.png").exists()
+    first = next(r for r in read_metrics(run / "metrics.jsonl") if r["split"] == "train")
+    assert {"loss_fine", "loss_coarse", "loss_fine_to_coarse", "loss_coarse_to_fine", "loss_informative"} <= set(first)
 
     # resume from the middle of epoch 2 in another folder: the same final weights, bit for bit
     middle = next(p for p in list_checkpoints(run / "checkpoints") if int(p.stem.split("-")[1]) == 6)

@@ -84,7 +84,8 @@ def train_one_epoch(
         mixed = run.mixer(clips, targets)
         # forward and loss
         with run.autocast:
-            loss = run.task.loss(run.net(mixed.clips), mixed.targets)
+            losses = run.task.losses(run.net(mixed.clips), mixed.targets)
+        loss = losses["total"]
         mean_loss, batch, stop = agree(loss, clips.shape[0], run)
         # backward, clip, step
         run.optimizer.zero_grad(set_to_none=True)
@@ -97,7 +98,7 @@ def train_one_epoch(
         # bookkeeping: counters, progress bar, metrics.jsonl
         state.advance(batch)
         log_step(run, progress, meter, loss=mean_loss, lr=lr, grad_norm=grad_norm, shape=ClipShape(*clips.shape[2:4]),
-                 epoch=state.epoch + state.step / sampler.batches_per_epoch)
+                 epoch=state.epoch + state.step / sampler.batches_per_epoch, terms=losses)
         if stop:
             return
         if cfg.train.checkpoint_every and state.iteration % cfg.train.checkpoint_every == 0:
@@ -120,9 +121,10 @@ class Throughput:
 
 def log_step(
     run: Run, progress: Progress | None, meter: Throughput, *, loss: float, lr: float, grad_norm: float,
-    shape: ClipShape, epoch: float,
+    shape: ClipShape, epoch: float, terms: dict[str, torch.Tensor],
 ) -> None:
-    """Progress bar every step, a ``metrics.jsonl`` record every ``train.log_every`` steps (rank 0)."""
+    """Progress bar every step, a ``metrics.jsonl`` record every ``train.log_every`` steps (rank 0),
+    with the task's named loss ``terms`` besides the total as ``loss_<name>`` (this process's batch)."""
     state = run.state
     rate = meter.add(state.last_batch)
     if progress is None:
@@ -133,6 +135,7 @@ def log_step(
             "train", iteration=state.iteration, epoch=round(epoch, 4), loss=loss, lr=lr, grad_norm=grad_norm,
             clips_per_s=round(rate, 2), batch=state.last_batch, frames=shape.frames, crop=shape.crop,
             clips_seen=state.clips_seen,
+            **{f"loss_{name}": round(float(term.detach()), 6) for name, term in terms.items() if name != "total"},
         )
         meter.reset()
 

@@ -15,7 +15,7 @@ The pieces, in the order a run uses them:
   task whose targets follow the pixels (boxes) overrides;
 - **training**: :meth:`Task.soft_targets` (label smoothing) and :meth:`Task.mix_targets` (the
   target side of Mixup / CutMix; a task whose targets cannot be mixed sets ``mixable = False``), and
-  :meth:`Task.loss`;
+  :meth:`Task.losses` (the total of :meth:`Task.loss` and its named parts, each logged);
 - **evaluation**: :meth:`Task.aggregate_views` (K clips × crops of a video → its scores),
   :meth:`Task.metrics`, :attr:`Task.best_metric` (which checkpoint is the best), the per-video
   record of ``predictions.jsonl`` (:meth:`Task.prediction_record`), the plots
@@ -115,6 +115,10 @@ class Task:
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def losses(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``total`` (what trains: :meth:`loss`) and, for the log, its named parts (none by default)."""
+        return {"total": self.loss(outputs, targets)}
 
     def after_validation(self, model: nn.Module, improved: Sequence[str]) -> list[str]:
         """Called on every process after each validation with the metrics of :meth:`best_checkpoints`
