@@ -93,6 +93,13 @@ def test_two_dataset_run_trains_resumes_bit_identically_and_evaluates_per_datase
     assert [p["pair"] for p in report["pairs"]] == ["fine to coarse", "coarse to fine"]
     assert all(len(p["top"]) == 3 for p in report["pairs"])
 
+    # export: the heads without the projections and the expander (they only train)
+    assert main(["export", str(run / "checkpoints" / "best.pt"), "--format", "pt2", "--out", str(tmp_path / "pt2")]) == 0
+    exported = list(torch.export.load(tmp_path / "pt2" / "model.pt2").state_dict)
+    assert "head.classifier.coarse.2.weight" in exported
+    assert not [k for k in exported if k.startswith(("head.projection", "head.expander"))]
+    capsys.readouterr()
+
     # predict: every head by default, one with --head
     video = str(synthetic_data / "val" / "grow" / "grow_000.mp4")
     assert main(["predict", video, "--checkpoint", str(run / "checkpoints" / "best.pt"), "--json"]) == 0
