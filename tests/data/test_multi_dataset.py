@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vidgrid.data.annotations import Annotations, Sample
-from vidgrid.data.multi_dataset import MultiClipDataset, class_offsets, merge_annotations, slot_counts, split_annotations
+from vidgrid.data.multi_dataset import MultiClipDataset, merge_annotations, slot_counts, split_annotations
 from vidgrid.types import ClipShape
 
 
@@ -24,7 +24,6 @@ def test_merge_prefixes_classes_shifts_labels_and_splits_back():
     assert merged.classes == ["k/c0", "k/c1", "k/c2", "c/c0", "c/c1"]
     assert [s.label for s in merged.samples[:4]] == [0, 1, 2, 0]
     assert [s.labels for s in merged.samples[4:]] == [(3,), (4,), (3,)] and merged.samples[4].label == -1
-    assert class_offsets(merged) == [0, 3, 5]
     parts = split_annotations(merged)
     assert list(parts) == ["k", "c"] and [len(p.samples) for p in parts.values()] == [4, 3]
     assert parts["c"].multi_label and not parts["k"].multi_label

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
-
 import torch
 from torch.utils.data import Dataset
 
@@ -46,14 +44,6 @@ def merge_annotations(parts: Sequence[tuple[str, Annotations]]) -> Annotations:
         info.append({"name": name, "classes": len(ann.classes), "videos": len(ann.samples), "multi_label": ann.multi_label,
                      "meta": ann.meta})
     return Annotations(samples, classes, multi_label=any(p[1].multi_label for p in parts), meta={DATASETS_META: info})
-
-
-def class_offsets(annotations: Annotations) -> list[int]:
-    """Index of each dataset's first class in a merged list, then the total."""
-    offsets = [0]
-    for part in annotations.meta[DATASETS_META]:
-        offsets.append(offsets[-1] + part["classes"])
-    return offsets
 
 
 def split_annotations(annotations: Annotations) -> dict[str, Annotations]:
@@ -119,8 +109,3 @@ class MultiClipDataset(Dataset):
     def mark_skipped(self, skipped: Sequence[Sequence[str]]) -> None:
         for part in self.parts:
             part.mark_skipped(skipped)
-
-    def describe(self) -> dict[str, Any]:
-        """Videos and slots per dataset (for the run's first line)."""
-        names = [p["name"] for p in self.annotations.meta[DATASETS_META]]
-        return {name: {"videos": n, "slots": c} for name, n, c in zip(names, self.sizes, self.counts)}
