@@ -134,3 +134,9 @@ def test_two_processes_train_a_multigrid_multi_dataset_run_in_lockstep(synthetic
     assert summary["datasets"]["fine"]["videos"] == 10 and summary["datasets"]["coarse"]["videos"] == 5
     for key, value in ranks[0]["weights"].items():
         assert torch.equal(value, ranks[1]["weights"][key]), key
+
+
+def test_schedule_counts_an_epochs_clips_over_the_datasets(synthetic_data, coarse_data, tmp_path, capsys):
+    save_config(multitrain_config(synthetic_data, coarse_data), tmp_path / "config.yaml")
+    assert main(["schedule", str(tmp_path / "config.yaml"), "--json", "--plot", ""]) == 0
+    assert json.loads(capsys.readouterr().out)["dataset_size"] == 20 + 5  # fine × 1.0 + coarse's 10 × 0.5
