@@ -181,7 +181,6 @@ def write_synthetic_dataset(
         "distractors": distractors,
         "moving_distractors": moving_distractors,
         "boxes": BOXES_FILE if boxes else None,
-        "coarse": {name: list(fine) for name, fine in groups.items()} if coarse else None,
     }
     for split in SPLITS:
         (out_dir / f"{split}.csv").write_text("".join(f"{line}\n" for line in lists[split]))
@@ -189,6 +188,7 @@ def write_synthetic_dataset(
     if boxes:
         (out_dir / BOXES_FILE).write_text("path,frame,x1,y1,x2,y2\n" + "".join(f"{line}\n" for video in tracks for line in video))
     if coarse:
+        meta["coarse"] = {name: list(fine) for name, fine in groups.items()}
         correspondence = {"relation": "coarse", "classes": {f: name for name, fine in groups.items() for f in fine}}
         (out_dir / CORRESPONDENCE_FILE).write_text(json.dumps(correspondence, indent=2) + "\n")
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
