@@ -70,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="detection: person boxes to classify, 'video_id,timestamp_s,x1,y1,x2,y2[,action_id],score' "
                         "(normalised; video_id = the video's file name without extension)")
 
+    p.add_argument("--head", action="append", default=[], metavar="NAME",
+                   help="a multi-dataset model's head (label space) to predict with; repeatable (default: every head)")
+
+    p = sub.add_parser("inspect", help="look inside a trained model").add_subparsers(
+        dest="inspect_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = p.add_parser("projections", help="top (source, target) class pairs of each cross-dataset projection head")
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="run folder (its best.pt) or checkpoint of a multi-dataset run")
+    p.add_argument("--top", type=int, default=5, help="pairs per projection (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--out", default=None, metavar="DIR", help="folder for the heat maps (default: RUN/projections)")
+
     p = sub.add_parser("export", help="export a checkpoint to safetensors, ONNX or torch.export (pt2)")
     p.add_argument("checkpoint", help="checkpoint written by vidgrid train, or a file written by vidgrid convert")
     p.add_argument("--format", dest="fmt", choices=["safetensors", "onnx", "pt2"], required=True,
@@ -139,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probability that a distractor drifts (default: 0.5)")
     p.add_argument("--boxes", action="store_true", default=None,
                    help="also write boxes.csv: the main object's box in every frame (for data.boxes)")
+    p.add_argument("--coarse", default=None, metavar="PRESET|C=A+B,...",
+                   help="write coarse classes that merge fine ones (demo, motion, or e.g. 'horizontal=slide_left+slide_right,"
+                        "size=grow+shrink') and correspondence.json: a second dataset overlapping a fine one")
     p.add_argument("--workers", type=int, default=None, help="parallel encoder processes")
 
     data = sub.add_parser("data", help="check or prepare a video dataset").add_subparsers(
@@ -240,7 +255,12 @@ def _run(args: argparse.Namespace) -> int | None:
         return predict_command([Path(v) for v in args.videos], Path(args.checkpoint), top=args.top, as_json=args.json,
                                window=args.window, stride=args.stride, out=Path(args.out) if args.out else None,
                                figures=Path(args.figures) if args.figures else None,
-                               boxes=Path(args.boxes) if args.boxes else None)
+                               boxes=Path(args.boxes) if args.boxes else None, heads=args.head)
+    if cmd == "inspect" and args.inspect_command == "projections":
+        from vidgrid.engine.projections import inspect_projections_command
+
+        return inspect_projections_command(Path(args.source), out=Path(args.out) if args.out else None, top=args.top,
+                                           as_json=args.json)
     if cmd == "export":
         from vidgrid.engine.export import export_command
 
@@ -291,7 +311,7 @@ def _run(args: argparse.Namespace) -> int | None:
         from vidgrid.data.synthetic import synth_command
 
         names = ("classes", "size", "train_per_class", "val_per_class", "frames", "fps", "distractors",
-                 "moving_distractors", "boxes", "workers")
+                 "moving_distractors", "boxes", "coarse", "workers")
         options = {k: getattr(args, k) for k in names}
         return synth_command(Path(args.out_dir), seed=args.seed, **{k: v for k, v in options.items() if v is not None})
     if cmd == "data" and args.data_command == "check":

@@ -39,7 +39,14 @@ def schedule_command(
 
 
 def _count_train_list(cfg: Config) -> int:
-    """Training videos in ``data.train_list`` (the default ``--dataset-size``)."""
+    """Training videos in ``data.train_list`` (the default ``--dataset-size``); with ``datasets``, the
+    clips of an epoch (each dataset's videos times its ``sampling_weight``)."""
+    if cfg.datasets:
+        from vidgrid.data.multi_dataset import slot_counts
+        from vidgrid.engine.build import load_dataset_split
+
+        sizes = [len(load_dataset_split(cfg, k, "train").samples) for k in range(len(cfg.datasets))]
+        return sum(slot_counts(sizes, [d.sampling_weight for d in cfg.datasets]))
     if not cfg.data.train_list:
         raise ConfigError("'data.train_list' is empty: give --dataset-size N or set data.train_list=LIST")
     from vidgrid.data.annotations import load_annotations

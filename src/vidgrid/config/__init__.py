@@ -30,10 +30,13 @@ from vidgrid.config.sections import (
     KINETICS_STD,
     Config,
     DataConfig,
+    DatasetConfig,
     DetectionConfig,
     EvalConfig,
+    ExpandConfig,
     ModelConfig,
     MultigridConfig,
+    MultiTrainConfig,
     OptimConfig,
     ScheduleConfig,
     TaskConfig,
@@ -44,8 +47,9 @@ from vidgrid.errors import ConfigError
 PACKAGED_CONFIGS = Path(__file__).parent.parent / "configs"
 
 __all__ = [
-    "KINETICS_MEAN", "KINETICS_STD", "Config", "DataConfig", "DetectionConfig", "EvalConfig", "ModelConfig", "MultigridConfig",
-    "OptimConfig", "ScheduleConfig", "TaskConfig", "TrainConfig", "coerce", "config_from_dict",
+    "KINETICS_MEAN", "KINETICS_STD", "Config", "DataConfig", "DatasetConfig", "DetectionConfig", "EvalConfig",
+    "ExpandConfig", "ModelConfig", "MultigridConfig", "MultiTrainConfig", "OptimConfig", "ScheduleConfig", "TaskConfig",
+    "TrainConfig", "coerce", "config_from_dict",
     "config_to_dict", "describe", "list_recipes", "load_config", "resolve_recipe", "save_config", "validate",
 ]
 
@@ -118,8 +122,30 @@ def _merge(obj: Any, tree: dict[str, Any], *, where: str, prefix: str) -> None:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: '{dotted}' is a section; expected a mapping")
             _merge(current, value, where=where, prefix=dotted + ".")
+        elif _item_section(hints[key]) is not None:
+            setattr(obj, key, _merge_list(_item_section(hints[key]), value, where=where, key=dotted))
         else:
             setattr(obj, key, _coerce(value, hints[key], dotted, where))
+
+
+def _item_section(hint: Any) -> type | None:
+    """The dataclass of a ``list[Section]`` field (``datasets``), else None."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is list and args and dataclasses.is_dataclass(args[0]):
+        return args[0]
+    return None
+
+
+def _merge_list(section: type, value: Any, *, where: str, key: str) -> list[Any]:
+    """A list of mappings, each merged into a fresh ``section`` (keys named ``datasets[0].name``)."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{where}: '{key}' = {value!r}: expected a list of mappings")
+    items = []
+    for i, tree in enumerate(value):
+        item = section()
+        _merge(item, tree, where=where, prefix=f"{key}[{i}].")
+        items.append(item)
+    return items
 
 
 def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
@@ -254,12 +280,53 @@ def validate(cfg: Config) -> None:
     for ok, key, expected in checks:
         if not ok:
             raise ConfigError(f"'{key}' = {_get(cfg, key)!r}: expected {expected}")
+    validate_datasets(cfg)
+
+
+def validate_datasets(cfg: Config) -> None:
+    """A multi-dataset run: ``task.name`` multitrain with at least two named datasets, each with its
+    lists and sensible weights; the single-dataset lists in ``data`` stay empty."""
+    m = cfg.multitrain
+    checks = [
+        (m.hidden >= 1, "multitrain.hidden", "an integer >= 1"),
+        (min(m.informative_weight, m.variance_weight, m.covariance_weight, m.projection_weight) >= 0,
+         "multitrain.informative_weight", "weights >= 0 (also variance_, covariance_ and projection_weight)"),
+    ]
+    if not cfg.datasets:
+        checks.append((cfg.task.name != "multitrain", "task.name", "a 'datasets' list of two or more datasets for multitrain"))
+    else:
+        checks += [
+            (cfg.task.name == "multitrain", "task.name", "multitrain when 'datasets' is given"),
+            (len(cfg.datasets) >= 2, "datasets", "two or more datasets"),
+            (not cfg.data.train_list and not cfg.data.val_list, "data.train_list", "empty when 'datasets' names the lists"),
+        ]
+        names = [d.name for d in cfg.datasets]
+        for i, d in enumerate(cfg.datasets):
+            at = f"datasets[{i}]"
+            checks += [
+                (bool(d.name) and all(c.isalnum() or c in "_-" for c in d.name), f"{at}.name",
+                 "a name of letters, digits, '_' or '-'"),
+                (d.name not in names[:i], f"{at}.name", "a name no other dataset has"),
+                (bool(d.train_list), f"{at}.train_list", "the training annotation list"),
+                (bool(d.val_list), f"{at}.val_list", "the validation annotation list"),
+                (d.sampling_rate >= 0, f"{at}.sampling_rate", "an integer >= 0 (0 = data.sampling_rate)"),
+                (d.eval_clips >= 0, f"{at}.eval_clips", "an integer >= 0 (0 = eval.clips)"),
+                (d.eval_crops in (0, 1, 3), f"{at}.eval_crops", "0 (= eval.crops), 1 or 3"),
+                (d.loss_weight >= 0, f"{at}.loss_weight", "a number >= 0"),
+                (d.sampling_weight > 0, f"{at}.sampling_weight", "a positive number"),
+            ]
+    for ok, key, expected in checks:
+        if not ok:
+            raise ConfigError(f"'{key}' = {_get(cfg, key)!r}: expected {expected}")
 
 
 def _get(cfg: Config, dotted: str) -> Any:
     obj: Any = cfg
     for part in dotted.split("."):
-        obj = getattr(obj, part)
+        name, _, index = part.partition("[")
+        obj = getattr(obj, name)
+        if index:
+            obj = obj[int(index.rstrip("]"))]
     return obj
 
 

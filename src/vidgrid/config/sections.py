@@ -76,7 +76,8 @@ class TaskConfig:
 
     name: str = "classification"
     """Registered task: ``classification`` (one class per video; multi-label when the annotations
-    are, as Charades' are), ``multi_label`` or ``sibling`` (classes and the main object's box)."""
+    are, as Charades' are), ``multi_label``, ``sibling`` (classes and the main object's box) or
+    ``multitrain`` (a head per entry of ``datasets``)."""
     cls_weight: float = 1.0
     """Sibling task: weight of the classification loss (fixed weighting)."""
     box_weight: float = 1.0
@@ -281,6 +282,59 @@ class ExpandConfig:
 
 
 @dataclass
+class DatasetConfig:
+    """One dataset of a multi-dataset run (MultiTrain supplement §2.1): its lists, its own clip
+    sampling and its head's loss; frames and crop are ``data``'s (every dataset shares a step's shape)."""
+
+    name: str = ""
+    """Name of the dataset and its head (letters, digits, ``_`` and ``-``); keys its metrics."""
+    train_list: str = ""
+    """Training annotations (any format ``data.train_list`` takes)."""
+    val_list: str = ""
+    """Validation annotations."""
+    root: str = ""
+    """Folder relative video paths are resolved against (default: each list's folder)."""
+    format: str = "auto"
+    """Annotation format, as ``data.format``."""
+    classes: str = ""
+    """Optional ``classes.txt``, as ``data.classes``."""
+    flip: bool | None = None
+    """Random horizontal flip; ``None`` = on unless the dataset's ``meta.json`` says it is flip-sensitive."""
+    temporal_sampling: Literal["stride", "segment"] = "stride"
+    """``stride`` clips (Kinetics) or one frame per segment (SSv2), in training and testing."""
+    sampling_rate: int = 0
+    """Temporal stride τ of ``stride`` clips; 0 = ``data.sampling_rate``."""
+    eval_clips: int = 0
+    """Temporal test views; 0 = ``eval.clips``."""
+    eval_crops: int = 0
+    """Spatial test crops (1 or 3); 0 = ``eval.crops``."""
+    loss: Literal["softmax", "sigmoid"] = "softmax"
+    """Head loss and metric: softmax cross-entropy (top-1/top-5), or sigmoid BCE (mAP; multi-label lists need it)."""
+    loss_weight: float = 1.0
+    """Weight of this dataset's loss (with its projection loss) in the total."""
+    sampling_weight: float = 1.0
+    """Share of the dataset in an epoch: each video is drawn this many times per epoch on average."""
+
+
+@dataclass
+class MultiTrainConfig:
+    """Multi-dataset training (MultiTrain, NeurIPS 2022, supplement §2.1): heads, informative and projection losses."""
+
+    head: Literal["mlp", "linear"] = "mlp"
+    """Each dataset's head: a 2-layer MLP (2048 hidden, GELU) or a linear layer."""
+    hidden: int = 2048
+    """Hidden width of the MLP heads and of the expander."""
+    informative_weight: float = 0.1
+    """Weight of the informative loss (variance + covariance terms) in the total."""
+    variance_weight: float = 25.0
+    """Weight of the variance hinge ``mean(relu(1 - sqrt(var_j + 1e-4)))``."""
+    covariance_weight: float = 1.0
+    """Weight of the covariance penalty ``sum of squared off-diagonal covariances / dim``."""
+    projection_weight: float = 1.0
+    """Weight of the cross-dataset projection loss, added to the target dataset's loss."""
+
+
+@dataclass
 class Config:
     """A complete run: recipe defaults plus overrides."""
 
@@ -294,3 +348,6 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     expand: ExpandConfig = field(default_factory=ExpandConfig)
+    datasets: list[DatasetConfig] = field(default_factory=list)
+    """Several datasets trained at once (``task.name: multitrain``); empty: ``data``'s lists alone."""
+    multitrain: MultiTrainConfig = field(default_factory=MultiTrainConfig)

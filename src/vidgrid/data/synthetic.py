@@ -17,8 +17,15 @@ Output layout::
     OUT/train.csv, OUT/val.csv    ("relative/path.mp4 label" lines, the Kinetics list format)
     OUT/classes.txt               (one class name per line)
     OUT/meta.json                 (every option, and "flip_sensitive": training turns the flip off)
+    OUT/correspondence.json       (with --coarse: {"relation": "coarse", "classes": {fine: coarse}})
     OUT/boxes.csv                 (with --boxes: the main object's box in every frame of every video,
                                    "path,frame,x1,y1,x2,y2" in pixels; train with data.boxes=OUT/boxes.csv)
+
+**Overlapping datasets** (``--coarse``): a second dataset whose classes each merge several fine
+classes (``horizontal`` = ``slide_left`` + ``slide_right``), its videos rendered from the fine classes
+in turn on random streams of their own (``(seed, split, class, number, 1)``: none is a video of the
+fine dataset of the same seed); ``correspondence.json`` states the true class correspondence, the
+ground truth of multi-dataset training's projection heads.
 
 The main object of a video is the moving or changing shape that defines its class; its box bounds
 the pixels the shape covers in that frame (:func:`~vidgrid.data.synthetic_classes.object_boxes`),
@@ -42,10 +49,12 @@ from vidgrid.data.synthetic_classes import (
     CLASSES,
     DEFAULT_DISTRACTORS,
     DEFAULT_MOVING_DISTRACTORS,
+    HORIZONTAL_MIRROR,
     flip_sensitive,
     preset_name,
     render_video_and_track,
     resolve_classes,
+    resolve_coarse,
 )
 from vidgrid.errors import VidgridError
 
@@ -78,12 +87,13 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 BOXES_FILE = "boxes.csv"
+CORRESPONDENCE_FILE = "correspondence.json"
 
 
 def _write_one(task: tuple) -> list[str]:
     """Render and encode one video (runs in a worker process); returns its ``boxes.csv`` lines."""
-    path, relative, label, seed, split, number, fps, render_options = task
-    rng = np.random.default_rng((seed, split, CLASSES.index(label), number))
+    path, relative, label, stream, seed, split, number, fps, render_options = task
+    rng = np.random.default_rng((seed, split, CLASSES.index(label), number, *stream))
     path.parent.mkdir(parents=True, exist_ok=True)
     frames, boxes = render_video_and_track(label, rng, **render_options)
     write_video(path, frames, fps, keyint=KEYINT, crf=18)
@@ -104,6 +114,7 @@ def write_synthetic_dataset(
     distractors: int = DEFAULT_DISTRACTORS,
     moving_distractors: float = DEFAULT_MOVING_DISTRACTORS,
     boxes: bool = False,
+    coarse: str | None = None,
     workers: int | None = None,
 ) -> dict:
     """Write the dataset under ``out_dir`` (see the module docstring) and return its ``meta.json`` dict.
@@ -113,10 +124,14 @@ def write_synthetic_dataset(
     in pixels (even, >= 16); ``train_per_class``, ``val_per_class``: videos per class and split;
     ``frames``, ``fps``: length and rate of every video; ``distractors``: the most distractor dots in
     a video (each video has 0 to that many); ``moving_distractors``: probability that a dot drifts;
+    ``coarse``: write coarse classes instead (:func:`~vidgrid.data.synthetic_classes.resolve_coarse`:
+    a preset or ``coarse=fine+fine,...``; ``classes`` is then ignored) and ``correspondence.json``;
     ``boxes``: also write ``boxes.csv``, the main object's track of every video; ``workers``: encoder processes (default: up to 4 of the CPU cores; 1 = in this process). Invalid
     options raise :class:`~vidgrid.errors.VidgridError` naming the ``vidgrid synth`` flag.
     """
-    names = resolve_classes(classes)
+    groups = resolve_coarse(coarse) if coarse else {name: (name,) for name in resolve_classes(classes)}
+    names = tuple(groups)
+    stream = (1,) if coarse else ()
     _check("train-per-class", train_per_class, 1)
     _check("val-per-class", val_per_class, 1)
     _check("frames", frames, 8)
@@ -141,7 +156,8 @@ def write_synthetic_dataset(
             for number in range(count):
                 relative = f"{split}/{label}/{label}_{number:03d}.mp4"
                 lists[split].append(f"{relative} {label_id}")
-                tasks.append((out_dir / relative, relative, label, seed, split_id, number, fps, render_options))
+                fine = groups[label][number % len(groups[label])]
+                tasks.append((out_dir / relative, relative, fine, stream, seed, split_id, number, fps, render_options))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if workers == 1:
@@ -152,7 +168,7 @@ def write_synthetic_dataset(
 
     meta = {
         "name": "vidgrid-synthetic",
-        "flip_sensitive": flip_sensitive(names),
+        "flip_sensitive": flip_sensitive(names) if not coarse else coarse_flip_sensitive(groups),
         "seed": seed,
         "preset": preset_name(names),
         "classes": list(names),
@@ -171,8 +187,18 @@ def write_synthetic_dataset(
     (out_dir / "classes.txt").write_text("".join(f"{name}\n" for name in names))
     if boxes:
         (out_dir / BOXES_FILE).write_text("path,frame,x1,y1,x2,y2\n" + "".join(f"{line}\n" for video in tracks for line in video))
+    if coarse:
+        meta["coarse"] = {name: list(fine) for name, fine in groups.items()}
+        correspondence = {"relation": "coarse", "classes": {f: name for name, fine in groups.items() for f in fine}}
+        (out_dir / CORRESPONDENCE_FILE).write_text(json.dumps(correspondence, indent=2) + "\n")
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def coarse_flip_sensitive(groups: dict[str, tuple[str, ...]]) -> bool:
+    """Whether a horizontal flip moves a video of one coarse class into another."""
+    owner = {fine: name for name, members in groups.items() for fine in members}
+    return any(owner.get(HORIZONTAL_MIRROR.get(fine, fine), name) != name for fine, name in owner.items())
 
 
 def _check(flag: str, value: int, minimum: int) -> None:

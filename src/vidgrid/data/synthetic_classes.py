@@ -74,6 +74,14 @@ HORIZONTAL_MIRROR = {
 }
 """The class a horizontally flipped video of each class belongs to; every other class is its own mirror."""
 
+COARSE_PRESETS: dict[str, str] = {
+    "demo": "horizontal=slide_left+slide_right,vertical=slide_up+slide_down,size=grow+shrink,blink=blink,"
+            "still=still_disc+still_ring+still_cross",
+    "motion": "sideways=slide_left+slide_right,depth=approach+recede,blink=blink,turn=rotate_cw",
+}
+"""Coarse class sets (``vidgrid synth --coarse``) over the fine presets of the same name: each coarse
+class merges the fine classes after its ``=``."""
+
 SHAPES = ("disc", "ring", "cross")
 """Shapes of the moving, scaling and timed targets (drawn at random per video)."""
 STILL_SHAPES = SHAPES + ("square", "triangle")
@@ -102,6 +110,27 @@ def resolve_classes(spec: str | Sequence[str]) -> tuple[str, ...]:
     if len(names) < 2:
         raise VidgridError(f"synth: --classes {shown!r}: one class is no classification task; {choices}")
     return tuple(names)
+
+
+def resolve_coarse(spec: str) -> dict[str, tuple[str, ...]]:
+    """Coarse class -> the fine classes it merges, from a preset name of :data:`COARSE_PRESETS` or
+    ``coarse=fine+fine,coarse=fine`` (each fine class in one coarse class, at least 2 coarse classes)."""
+    text = COARSE_PRESETS.get(spec.strip(), spec)
+    expected = f"expected a preset ({', '.join(COARSE_PRESETS)}) or 'coarse=fine+fine,coarse=fine' over: {', '.join(CLASSES)}"
+    groups: dict[str, tuple[str, ...]] = {}
+    for item in text.split(","):
+        name, sep, members = item.partition("=")
+        fine = tuple(m.strip() for m in members.split("+"))
+        if not sep or not name.strip() or name.strip() in groups or not all(fine):
+            raise VidgridError(f"synth: --coarse {spec!r}: {item!r} is not 'coarse=fine+fine' or repeats a name; {expected}")
+        unknown = [m for m in fine if m not in CLASSES]
+        if unknown:
+            raise VidgridError(f"synth: --coarse {spec!r}: unknown class {unknown[0]!r}; {expected}")
+        groups[name.strip()] = fine
+    merged = [m for fine in groups.values() for m in fine]
+    if len(set(merged)) != len(merged) or len(groups) < 2:
+        raise VidgridError(f"synth: --coarse {spec!r}: each fine class may be in one coarse class, and 2 or more are needed; {expected}")
+    return groups
 
 
 def preset_name(classes: Sequence[str]) -> str | None:

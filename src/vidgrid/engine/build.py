@@ -6,6 +6,7 @@ calls take explicit arguments.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,8 +16,11 @@ from torch import nn
 from vidgrid.config import Config
 from vidgrid.data.annotations import Annotations, load_annotations
 from vidgrid.data.formats.ava import ProposalSettings
+from vidgrid.data.dataset import VideoClipDataset
+from vidgrid.data.multi_dataset import MultiClipDataset, merge_annotations, split_annotations
 from vidgrid.errors import ConfigError, DataError, ModelError
 from vidgrid.models import create_model
+from vidgrid.tasks import Task
 from vidgrid.types import ClipShape
 
 
@@ -25,7 +29,10 @@ from vidgrid.types import ClipShape
 
 
 def load_split(cfg: Config, which: str) -> Annotations:
-    """The annotations of ``data.train_list`` or ``data.val_list`` (``which`` = ``train`` / ``val``)."""
+    """The annotations of ``data.train_list`` or ``data.val_list`` (``which`` = ``train`` / ``val``);
+    with ``datasets``, every dataset's merged (:func:`~vidgrid.data.multi_dataset.merge_annotations`)."""
+    if cfg.datasets:
+        return merge_annotations([(d.name, load_dataset_split(cfg, k, which)) for k, d in enumerate(cfg.datasets)])
     source = getattr(cfg.data, f"{which}_list")
     if not source:
         raise ConfigError(f"'data.{which}_list' is empty: give the {which} annotation list (or folder)")
@@ -53,11 +60,51 @@ def _optional_file(cfg: Config, key: str) -> Path | None:
     return Path(value) if value else None
 
 
+def load_dataset_split(cfg: Config, k: int, which: str) -> Annotations:
+    """The ``which`` list of ``datasets[k]``; a multi-label list needs ``loss: sigmoid``."""
+    d = cfg.datasets[k]
+    try:
+        annotations = load_split(dataset_recipe(cfg, d.name), which)
+    except ConfigError as e:
+        raise ConfigError(f"'datasets[{k}]' ({d.name}): {e}") from None
+    if annotations.multi_label and d.loss != "sigmoid":
+        raise ConfigError(f"'datasets[{k}].loss' = {d.loss!r}: {getattr(d, which + '_list')} is multi-label; expected 'sigmoid'")
+    return annotations
+
+
+def dataset_recipe(cfg: Config, name: str) -> Config:
+    """The single-dataset recipe of the dataset ``name`` of ``datasets``: its lists, clip sampling and
+    test views in ``data`` and ``eval`` (0 = the recipe's own), everything else the recipe's."""
+    d = next(d for d in cfg.datasets if d.name == name)
+    data = dataclasses.replace(
+        cfg.data, train_list=d.train_list, val_list=d.val_list, root=d.root, format=d.format, classes=d.classes,
+        flip=d.flip, temporal_sampling=d.temporal_sampling, sampling_rate=d.sampling_rate or cfg.data.sampling_rate,
+    )
+    test = dataclasses.replace(cfg.eval, clips=d.eval_clips or cfg.eval.clips, crops=d.eval_crops or cfg.eval.crops)
+    return dataclasses.replace(cfg, data=data, eval=test, datasets=[])
+
+
 def use_flip(cfg: Config, annotations: Annotations) -> bool:
     """``data.flip``, or on unless the dataset's ``meta.json`` says it is flip-sensitive."""
     if cfg.data.flip is not None:
         return cfg.data.flip
     return not annotations.meta.get("flip_sensitive", False)
+
+
+def train_dataset(cfg: Config, annotations: Annotations, task: Task) -> VideoClipDataset | MultiClipDataset:
+    """The training clips of a recipe; with ``datasets``, each dataset's clips sampled its own way,
+    mixed by their ``sampling_weight``."""
+    if cfg.datasets:
+        parts = split_annotations(annotations)
+        return MultiClipDataset(annotations, [train_dataset(dataset_recipe(cfg, d.name), parts[d.name], task) for d in cfg.datasets],
+                                sampling_weights=[d.sampling_weight for d in cfg.datasets], seed=cfg.train.seed)
+    return VideoClipDataset(
+        annotations, target=task.clip_target, base_frames=cfg.data.frames, sampling_rate=cfg.data.sampling_rate,
+        base_crop=cfg.data.crop, temporal_sampling=cfg.data.temporal_sampling, spatial_sampling=cfg.data.spatial_sampling,
+        min_short=cfg.data.min_short, max_short=cfg.data.max_short, flip=use_flip(cfg, annotations),
+        rand_augment=(cfg.data.rand_augment_ops, cfg.data.rand_augment_magnitude) if cfg.data.rand_augment else None,
+        max_retries=cfg.data.max_retries, seed=cfg.train.seed,
+    )
 
 
 # --------------------------------------------------------------------------------------------------

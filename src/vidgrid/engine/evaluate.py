@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader
 from vidgrid.config import Config
 from vidgrid.data.annotations import Annotations
 from vidgrid.data.dataset import VideoTestDataset
-from vidgrid.engine.build import load_split
+from vidgrid.data.multi_dataset import split_annotations
+from vidgrid.engine.build import dataset_recipe, load_split
 from vidgrid.engine.device import normalize_clip
 from vidgrid.engine.distributed import pick_device
 from vidgrid.engine.loading import make_loader
@@ -168,6 +169,15 @@ def eval_dataset_from_config(cfg: Config, annotations: Annotations, task: Task) 
     )
 
 
+def eval_datasets(cfg: Config, annotations: Annotations, task: Task) -> dict[str, VideoTestDataset]:
+    """The validation set of each of ``task``'s :meth:`~vidgrid.tasks.Task.evaluation_tasks`: the
+    recipe's one, or each dataset's of ``datasets`` with its own clip sampling and test views."""
+    if not cfg.datasets:
+        return {"": eval_dataset_from_config(cfg, annotations, task)}
+    parts = split_annotations(annotations)
+    return {name: eval_dataset_from_config(dataset_recipe(cfg, name), parts[name], task) for name in task.evaluation_tasks()}
+
+
 def evaluate_checkpoint(cfg: Config, checkpoint: Path, out_dir: Path) -> dict:
     """``vidgrid eval``: the checkpoint's model on ``data.val_list`` with the recipe's test views.
 
@@ -186,23 +196,31 @@ def evaluate_checkpoint(cfg: Config, checkpoint: Path, out_dir: Path) -> dict:
         print(f"note: the checkpoint holds {weights.model_name}; the recipe names {cfg.model.name}")
     device = pick_device(cfg.train.device, 0)
     model = model.to(device)
-    dataset = eval_dataset_from_config(cfg, annotations, task)
-    loader = make_loader(dataset, batch_size=cfg.eval.batch_size, workers=cfg.data.workers, seed=cfg.train.seed)
-    print(
-        f"evaluating {weights.model_name} on {len(dataset)} videos × {dataset.num_views} views "
-        + (f"({cfg.eval.clips} clips × {cfg.eval.crops} crops of {cfg.data.frames}x{test_crop(cfg)}²) on {device}" if cfg.eval.crops
-           else f"({cfg.eval.clips} clips of {cfg.data.frames} whole frames at short side {cfg.eval.short_side or test_crop(cfg)}) on {device}")
-    )
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = collect_scores(model, loader, task, device=device, mean=trained.data.mean, std=trained.data.std)
-    metrics, files = report(result, task, paths=[s.path for s in annotations.samples], out_dir=out_dir)
-    skipped = dataset.skipped()
-    if not metrics["videos"]:
-        examples = "; ".join(f"{path}: {reason}" for path, reason in skipped[:2])
-        raise DataError(f"{cfg.data.val_list}: none of its {len(dataset)} videos could be evaluated ({examples}, ...)")
-    summary = {**task.summary_metrics(metrics), "checkpoint": str(checkpoint), "views": dataset.num_views, "skipped_videos": [list(s) for s in skipped]}
+    per_part, files, skipped, views = {}, [], [], {}
+    for name, dataset in eval_datasets(cfg, annotations, task).items():
+        part, folder = task.evaluation_tasks()[name], out_dir / name if name else out_dir
+        loader = make_loader(dataset, batch_size=cfg.eval.batch_size, workers=cfg.data.workers, seed=cfg.train.seed)
+        print(
+            f"evaluating {weights.model_name} on {len(dataset)} {name + ' ' if name else ''}videos × {dataset.num_views} "
+            + (f"views ({dataset.clips} clips × {dataset.crops} crops of {cfg.data.frames}x{test_crop(cfg)}²) on {device}"
+               if dataset.crops else f"views ({dataset.clips} clips of {cfg.data.frames} whole frames at short side "
+               f"{cfg.eval.short_side or test_crop(cfg)}) on {device}")
+        )
+        result = collect_scores(model, loader, part, device=device, mean=trained.data.mean, std=trained.data.std)
+        per_part[name], written = report(result, part, paths=[s.path for s in dataset.annotations.samples], out_dir=folder)
+        files += written
+        skipped += dataset.skipped()
+        views[name] = dataset.num_views
+        if not per_part[name]["videos"]:
+            examples = "; ".join(f"{path}: {reason}" for path, reason in dataset.skipped()[:2])
+            raise DataError(f"{name or cfg.data.val_list}: none of its {len(dataset)} videos could be evaluated ({examples}, ...)")
+    metrics = task.combine_metrics(per_part)
+    summary = {**task.summary_metrics(metrics), "checkpoint": str(checkpoint),
+               "views": views[""] if "" in views else views, "skipped_videos": [list(s) for s in skipped]}
     (out_dir / EVAL_METRICS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"{task.format_metrics(metrics)} · {metrics['videos']} videos")
+    videos = sum(m["videos"] for m in per_part.values())
+    print(f"{task.format_metrics(metrics)} · {videos} videos")
     if skipped:
         print(f"{len(skipped)} videos could not be decoded and were left out (listed in {out_dir / EVAL_METRICS_FILE})")
     print("\n".join(f"written: {path}" for path in files))

@@ -236,10 +236,19 @@ def running_mean(values: list[float], window: int) -> list[float]:
     return out
 
 
+def metric_groups(metrics: Sequence[str]) -> dict[str, list[str]]:
+    """Metrics by the dataset their name starts with (``kinetics/top1``); unprefixed ones under ``""``."""
+    groups: dict[str, list[str]] = {}
+    for key in metrics:
+        group = key.split("/", 1)[0] if "/" in key else ""
+        groups.setdefault(group, []).append(key)
+    return groups
+
+
 def plot_run(out_dir: Path, metrics: Sequence[str]) -> list[Path]:
     """PNGs of loss, the validation ``metrics`` (fractions, plotted in %) and LR against iteration and
     wall time from ``out_dir/metrics.jsonl``: ``loss.png``, ``accuracy.png`` and ``lr.png`` (each only
-    when the file has such values)."""
+    when the file has such values); metrics named ``<dataset>/<metric>`` go to ``accuracy_<dataset>.png``."""
     records = read_metrics(out_dir / METRICS_FILE)
     written = []
     train_loss = series(records, "train", "loss")
@@ -251,11 +260,13 @@ def plot_run(out_dir: Path, metrics: Sequence[str]) -> list[Path]:
         low, high = min(min(c[3]) for c in loss), max(max(c[3]) for c in loss)
         plot_pair(out_dir / "loss.png", "loss", "loss", loss, log_y=low > 0 and high / low > 20)
         written.append(out_dir / "loss.png")
-    acc = [(key, *series(records, "val", key)) for key in metrics]
-    acc = [(name, it, wall, [100 * v for v in vals]) for name, it, wall, vals in acc if vals]
-    if acc:
-        plot_pair(out_dir / "accuracy.png", "validation accuracy", "%", acc)
-        written.append(out_dir / "accuracy.png")
+    for group, keys in metric_groups(metrics).items():
+        acc = [(key.split("/", 1)[-1], *series(records, "val", key)) for key in keys]
+        acc = [(name, it, wall, [100 * v for v in vals]) for name, it, wall, vals in acc if vals]
+        if acc:
+            path = out_dir / (f"accuracy_{group}.png" if group else "accuracy.png")
+            plot_pair(path, f"validation accuracy: {group}" if group else "validation accuracy", "%", acc)
+            written.append(path)
     lr = series(records, "train", "lr")
     if lr[2]:
         plot_pair(out_dir / "lr.png", "learning rate", "lr", [("lr", *lr)])

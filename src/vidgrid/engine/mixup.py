@@ -109,7 +109,7 @@ class Mixer:
             return MixResult(clips, soft, 1.0, "none")
         order = list(range(clips.shape[0]))
         self.rng.shuffle(order)
-        perm = torch.tensor(order, device=clips.device)
+        perm = self.task.mix_partners(targets, torch.tensor(order, device=clips.device))
         if mode == "mixup":
             lam = self.rng.betavariate(self.mixup_alpha, self.mixup_alpha)
             mixed = mixup_clips(clips, perm, lam)

@@ -59,7 +59,7 @@ def run_facts(run: Run) -> CardFacts:
                 "clips_seen": state.clips_seen}
     best = {"metric": run.task.best_metric, **state.best} if state.best else {}
     return CardFacts(config_spec(run.cfg, num_outputs=run.task.num_outputs), run.cfg, run.task.name, run.task.classes,
-                     str(run.last_checkpoint), data={"train": len(run.train_set), "val": len(run.val_set)},
+                     str(run.last_checkpoint), data={"train": len(run.train_set), "val": sum(map(len, run.val_sets.values()))},
                      metrics=dict(state.val), best=best, training=training)
 
 

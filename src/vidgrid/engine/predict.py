@@ -167,9 +167,10 @@ def format_predictions(results: list[dict], task: Task) -> str:
 def predict_command(
     paths: list[Path], checkpoint: Path, *, top: int, as_json: bool,
     window: float | None = None, stride: float | None = None, out: Path | None = None,
-    figures: Path | None = None, boxes: Path | None = None,
+    figures: Path | None = None, boxes: Path | None = None, heads: Sequence[str] = (),
 ) -> int:
-    """Print the ``top`` classes of each video, folders searched recursively (a table, or one JSON
+    """Print the ``top`` classes of each video (of the task's ``heads`` only, when named: a
+    multi-dataset model's label spaces; default every head), folders searched recursively (a table, or one JSON
     object with ``--json``); with ``window`` (seconds) a timeline of windows every ``stride`` seconds
     (default: ``window``, no overlap) per video, written to ``out`` (default ``timelines/``).
 
@@ -184,6 +185,7 @@ def predict_command(
     if task.box_inputs != (boxes is not None):
         raise VidgridError(f"--boxes CSV: the {task.name} task of {checkpoint} classifies given person boxes; name them"
                            if task.box_inputs else f"--boxes: the {task.name} task of {checkpoint} takes no boxes")
+    task = task.for_heads(heads)
     start = time.perf_counter()
     if boxes is not None:
         results = predict_keyframes(model, videos, boxes, task, cfg=cfg, device=pick_device("auto", 0), top=top, figures=figures)

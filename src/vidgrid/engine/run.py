@@ -18,10 +18,11 @@ from torch import nn
 
 from vidgrid.config import Config, config_to_dict, save_config
 from vidgrid.data.dataset import VideoClipDataset, VideoTestDataset
+from vidgrid.data.multi_dataset import MultiClipDataset
 from vidgrid.engine import distributed as D
-from vidgrid.engine.build import build_model, check_shapes, load_split, prepare_model, use_flip
+from vidgrid.engine.build import build_model, check_shapes, load_split, prepare_model, train_dataset
 from vidgrid.engine.checkpoint import load_checkpoint, load_latest, load_model_weights
-from vidgrid.engine.evaluate import eval_dataset_from_config
+from vidgrid.engine.evaluate import eval_datasets
 from vidgrid.engine.logging import MetricsLogger
 from vidgrid.engine.mixup import Mixer, mixer_from_config
 from vidgrid.engine.optim import lr_at, optimizer_from_config, scaled_lr
@@ -54,8 +55,9 @@ class Run:
     task: Task
     lr_at: Callable[[float], float]
     schedule: MultigridSchedule
-    train_set: VideoClipDataset
-    val_set: VideoTestDataset
+    train_set: VideoClipDataset | MultiClipDataset
+    val_sets: dict[str, VideoTestDataset]
+    """The validation set of each of the task's :meth:`~vidgrid.tasks.Task.evaluation_tasks`."""
     state: TrainState
     position: SamplerPosition
     skipped: SkippedVideos
@@ -89,21 +91,15 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
     val_ann = load_split(cfg, "val")
     if val_ann.classes != train_ann.classes:
         raise ConfigError(f"'data.val_list' = {cfg.data.val_list!r}: its classes differ from the training list's")
-    task = task_for(cfg.task.name, train_ann, cfg.task)
+    task = task_for(cfg.task.name, train_ann, cfg.task, cfg=cfg)
     if cfg.data.rand_augment and task.spatial_targets:
         raise ConfigError(f"'data.rand_augment': the {task.name} task's boxes do not follow RandAugment's rotate, "
                           "shear and translate (set it to false)")
     if task.spatial_targets and not any(s.boxes for s in train_ann.samples):
         raise ConfigError(f"'data.train_list' = {cfg.data.train_list!r}: no video has a box, which the {task.name} task "
                           "learns (give data.boxes=TRACKS.csv or 'x1 y1 x2 y2' on the list lines)")
-    train_set = VideoClipDataset(
-        train_ann, target=task.clip_target, base_frames=cfg.data.frames, sampling_rate=cfg.data.sampling_rate, base_crop=cfg.data.crop,
-        temporal_sampling=cfg.data.temporal_sampling, spatial_sampling=cfg.data.spatial_sampling,
-        min_short=cfg.data.min_short, max_short=cfg.data.max_short, flip=use_flip(cfg, train_ann),
-        rand_augment=(cfg.data.rand_augment_ops, cfg.data.rand_augment_magnitude) if cfg.data.rand_augment else None,
-        max_retries=cfg.data.max_retries, seed=cfg.train.seed,
-    )
-    val_set = eval_dataset_from_config(cfg, val_ann, task)
+    train_set = train_dataset(cfg, train_ann, task)
+    val_sets = eval_datasets(cfg, val_ann, task)
     if cfg.model.num_classes not in (0, train_ann.num_classes):
         raise ConfigError(
             f"'model.num_classes' = {cfg.model.num_classes}: data.train_list has {train_ann.num_classes} classes (use 0)"
@@ -134,8 +130,8 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
         lr_at=partial(lr_at, base_lr=base_lr, warmup_share=cfg.schedule.warmup_epochs / cfg.train.epochs,
                       warmup_start_factor=cfg.schedule.warmup_start_factor, lr_factor=schedule.lr_factor,
                       progress=schedule.progress),
-        schedule=schedule, train_set=train_set, val_set=val_set, state=state, position=SamplerPosition(state),
-        skipped=SkippedVideos([train_set, val_set]), logger=None, stop=stop,
+        schedule=schedule, train_set=train_set, val_sets=val_sets, state=state, position=SamplerPosition(state),
+        skipped=SkippedVideos([train_set, *val_sets.values()]), logger=None, stop=stop,
     )
     resumed = restore(run, resume)
     if env.is_main:
@@ -179,7 +175,7 @@ def describe(run: Run, resumed: Path | None) -> str:
     shapes = ", ".join(f"{seg.start_epoch}-{seg.end_epoch}: {seg.shape}" for seg in schedule.segments)
     start = f"resuming from {resumed} at epoch {run.state.epoch + 1} iteration {run.state.iteration}" if resumed else "starting"
     return (
-        f"{start}: {cfg.model.name}, {len(run.train_set)} training / {len(run.val_set)} validation videos, "
+        f"{start}: {cfg.model.name}, {len(run.train_set)} training / {sum(map(len, run.val_sets.values()))} validation videos, "
         f"{len(run.task.classes)} classes ({run.task.name}), {schedule.total_epochs} epochs "
         f"({'multigrid' if schedule.multigrid else 'baseline'}; epochs {shapes}), "
         f"{run.env.world_size} process(es) on {run.env.device}; run folder {run.out_dir}"

@@ -50,9 +50,11 @@ from vidgrid.engine.run import AUTOCAST, Run, setup
 from vidgrid.engine.run_folder import check_run_folder
 from vidgrid.engine.state import save_parts
 from vidgrid.engine.stopping import StopRequest, StopWhileWaiting, resume_command
+from vidgrid.data.dataset import VideoTestDataset
 from vidgrid.errors import VidgridError
 from vidgrid.multigrid.sampler import ShortCycleBatchSampler
 from vidgrid.multigrid.schedule import Segment
+from vidgrid.tasks import Task
 from vidgrid.types import ClipShape
 
 class NonFiniteLossError(VidgridError):
@@ -82,7 +84,8 @@ def train_one_epoch(
         mixed = run.mixer(clips, targets)
         # forward and loss
         with run.autocast:
-            loss = run.task.loss(run.task.forward(run.net, mixed.clips, mixed.targets), mixed.targets)
+            losses = run.task.losses(run.task.forward(run.net, mixed.clips, mixed.targets), mixed.targets)
+        loss = losses["total"]
         mean_loss, batch, stop = agree(loss, clips.shape[0], run)
         # backward, clip, step
         run.optimizer.zero_grad(set_to_none=True)
@@ -95,7 +98,7 @@ def train_one_epoch(
         # bookkeeping: counters, progress bar, metrics.jsonl
         state.advance(batch)
         log_step(run, progress, meter, loss=mean_loss, lr=lr, grad_norm=grad_norm, shape=ClipShape(*clips.shape[2:4]),
-                 epoch=state.epoch + state.step / sampler.batches_per_epoch)
+                 epoch=state.epoch + state.step / sampler.batches_per_epoch, terms=losses)
         if stop:
             return
         if cfg.train.checkpoint_every and state.iteration % cfg.train.checkpoint_every == 0:
@@ -118,9 +121,10 @@ class Throughput:
 
 def log_step(
     run: Run, progress: Progress | None, meter: Throughput, *, loss: float, lr: float, grad_norm: float,
-    shape: ClipShape, epoch: float,
+    shape: ClipShape, epoch: float, terms: dict[str, torch.Tensor],
 ) -> None:
-    """Progress bar every step, a ``metrics.jsonl`` record every ``train.log_every`` steps (rank 0)."""
+    """Progress bar every step, a ``metrics.jsonl`` record every ``train.log_every`` steps (rank 0),
+    with the task's named loss ``terms`` besides the total as ``loss_<name>`` (this process's batch)."""
     state = run.state
     rate = meter.add(state.last_batch)
     if progress is None:
@@ -131,6 +135,7 @@ def log_step(
             "train", iteration=state.iteration, epoch=round(epoch, 4), loss=loss, lr=lr, grad_norm=grad_norm,
             clips_per_s=round(rate, 2), batch=state.last_batch, frames=shape.frames, crop=shape.crop,
             clips_seen=state.clips_seen,
+            **{f"loss_{name}": round(float(term.detach()), 6) for name, term in terms.items() if name != "total"},
         )
         meter.reset()
 
@@ -290,16 +295,33 @@ def precise_bn(run: Run, progress: Progress | None) -> None:
 
 
 def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> dict[str, float] | None:
-    """Multi-view validation at the test shape, each process scoring its shard; rank 0 reports
-    (and with ``out_dir`` writes predictions.jsonl and confusion.png). None: a stop request on any
-    process abandoned it."""
+    """Multi-view validation at the test shape of each validation set (one per dataset of a
+    multi-dataset run, its files in ``out_dir/<name>``), each process scoring its shard; rank 0
+    reports (and with ``out_dir`` writes predictions.jsonl and the task's plots). None: a stop
+    request on any process abandoned it."""
+    per_part = {}
+    for name, task in run.task.evaluation_tasks().items():
+        metrics = validate_set(run, run.val_sets[name], task, out_dir=out_dir / name if out_dir and name else out_dir)
+        if metrics is None:
+            return None
+        per_part[name] = metrics
+    metrics = run.task.combine_metrics(per_part) if run.env.is_main else None
+    if run.env.is_main:
+        run.logger.log("val", iteration=run.state.iteration, epoch=run.state.epoch, **metrics)
+        progress.write(f"validation after epoch {run.state.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    run.state.val = D.broadcast_object(metrics)
+    return run.state.val
+
+
+def validate_set(run: Run, dataset: VideoTestDataset, task: Task, *, out_dir: Path | None) -> dict[str, float] | None:
+    """One validation set scored by ``task``: its metrics on rank 0 ({} elsewhere), None after a stop request."""
     env, cfg = run.env, run.cfg
-    shard = Subset(run.val_set, range(env.rank, len(run.val_set), env.world_size))
+    shard = Subset(dataset, range(env.rank, len(dataset), env.world_size))
     loader = make_loader(shard, batch_size=cfg.eval.batch_size, workers=cfg.data.workers, seed=cfg.train.seed)
     try:
         with loading(loader, timeout_s=cfg.data.loader_timeout_s, interruptible=interruptible(run), until=run.stop) as batches:
             mine = collect_scores(
-                run.model, batches, run.task, device=env.device, mean=cfg.data.mean, std=cfg.data.std,
+                run.model, batches, task, device=env.device, mean=cfg.data.mean, std=cfg.data.std,
                 autocast_dtype=AUTOCAST[cfg.train.precision],
             )
     except StopWhileWaiting:
@@ -308,14 +330,9 @@ def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> di
         return None
     parts = [p for p in D.gather_objects(mine) if p.scores.numel()]
     result = ViewScores(*(torch.cat([getattr(p, k) for p in parts]) for k in ("scores", "targets", "indices"))) if parts else mine
-    metrics = None
-    if env.is_main:
-        paths = [s.path for s in run.val_set.annotations.samples]
-        metrics, _ = report(result, run.task, paths=paths, out_dir=out_dir)
-        run.logger.log("val", iteration=run.state.iteration, epoch=run.state.epoch, **metrics)
-        progress.write(f"validation after epoch {run.state.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-    run.state.val = D.broadcast_object(metrics)
-    return run.state.val
+    if not env.is_main:
+        return {}
+    return report(result, task, paths=[s.path for s in dataset.annotations.samples], out_dir=out_dir)[0]
 
 
 def save(run: Run, *, best: Iterable[str] = ()) -> None:

@@ -123,7 +123,8 @@ def converted_config(model: nn.Module, model_name: str) -> Config:
 def model_from_weights(weights: Weights, *, recipe: Config | None = None) -> tuple[nn.Module, Task, Config]:
     """The model in eval mode, its task (with the class names) and the config it is tested with: a
     checkpoint's run config; for a converted file ``recipe``, else the model's default input."""
-    task = task_class(weights.task).from_config(named_classes(weights), weights.config.task if weights.config else None)
+    cls = task_class(weights.task)
+    task = cls.for_run(named_classes(weights), weights.config) if weights.config else cls.from_config(named_classes(weights), None)
     if weights.config is not None:
         cfg = weights.config
         model = build_model(cfg, num_classes=task.num_outputs)
@@ -132,4 +133,4 @@ def model_from_weights(weights: Weights, *, recipe: Config | None = None) -> tup
         cfg = recipe if recipe is not None else converted_config(model, weights.model_name)
     model = task.attach(model)
     load_model_weights(model, weights.state, source=f"{weights.path} ({weights.model_name})")
-    return model.eval(), task, cfg
+    return task.for_inference(model).eval(), task, cfg

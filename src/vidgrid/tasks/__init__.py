@@ -5,6 +5,6 @@
 """
 
 from vidgrid.tasks.base import Task, list_tasks, register_task, task_class, task_for
-from vidgrid.tasks import classification, detection, multi_label, sibling  # noqa: F401,E402  (register the tasks)
+from vidgrid.tasks import classification, detection, multi_label, multitrain, sibling  # noqa: F401,E402  (register the tasks)
 
 __all__ = ["Task", "list_tasks", "register_task", "task_class", "task_for"]

@@ -17,7 +17,7 @@ The pieces, in the order a run uses them:
   reads them, the boxes in the targets);
 - **training**: :meth:`Task.soft_targets` (label smoothing) and :meth:`Task.mix_targets` (the
   target side of Mixup / CutMix; a task whose targets cannot be mixed sets ``mixable = False``), and
-  :meth:`Task.loss`;
+  :meth:`Task.losses` (the total of :meth:`Task.loss` and its named parts, each logged);
 - **evaluation**: :meth:`Task.aggregate_views` (K clips × crops of a video → its scores),
   :meth:`Task.metrics`, :attr:`Task.best_metric` (which checkpoint is the best), the per-video
   record of ``predictions.jsonl`` (:meth:`Task.prediction_record`), the plots
@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from vidgrid.config import TaskConfig
+from vidgrid.config import Config, TaskConfig
 from vidgrid.data.annotations import Annotations, Sample
 from vidgrid.data.boxes import ClipView
 from vidgrid.errors import ConfigError
@@ -69,6 +69,12 @@ class Task:
         """The task with the recipe's ``task`` section (None: the defaults); most tasks need only the classes."""
         return cls(classes)
 
+    @classmethod
+    def for_run(cls, classes: Sequence[str], cfg: Config) -> Task:
+        """The task of a run config (a task reading more than the ``task`` section, such as one head
+        per entry of ``datasets``, overrides this); by default :meth:`from_config`."""
+        return cls.from_config(classes, cfg.task)
+
     def best_checkpoints(self) -> dict[str, str]:
         """Metric -> the file name of its best checkpoint in ``checkpoints/``."""
         if not self.best_metrics:
@@ -91,6 +97,11 @@ class Task:
         (the boxes to classify) overrides it. Default: ``model(clips)``."""
         return model(clips)
 
+    def for_inference(self, model: nn.Module) -> nn.Module:
+        """The trained network for evaluation, prediction and export: a task whose network has parts
+        that only train (projection heads) drops them here; by default unchanged."""
+        return model
+
     # data
     def target(self, sample: Sample) -> torch.Tensor:
         raise NotImplementedError
@@ -108,8 +119,17 @@ class Task:
         """Targets of clips mixed as ``λ·x + (1-λ)·x[perm]`` (Mixup; CutMix with λ the area kept)."""
         return targets * lam + targets[perm] * (1.0 - lam)
 
+    def mix_partners(self, targets: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+        """The partner of each clip in Mixup / CutMix given a random permutation ``perm``; a task whose
+        clips may only mix within groups (datasets with their own label spaces) restricts it."""
+        return perm
+
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def losses(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``total`` (what trains: :meth:`loss`) and, for the log, its named parts (none by default)."""
+        return {"total": self.loss(outputs, targets)}
 
     def after_validation(self, model: nn.Module, improved: Sequence[str]) -> list[str]:
         """Called on every process after each validation with the metrics of :meth:`best_checkpoints`
@@ -124,6 +144,22 @@ class Task:
         return False
 
     # evaluation
+    def evaluation_tasks(self) -> dict[str, Task]:
+        """Name -> the task that scores that validation set (one per dataset of a multi-dataset run);
+        by default one unnamed set scored by this task."""
+        return {"": self}
+
+    def combine_metrics(self, per_part: dict[str, dict[str, float]]) -> dict[str, float]:
+        """The validation metrics from each set's (keys of :meth:`evaluation_tasks`)."""
+        return per_part[""]
+
+    def for_heads(self, names: Sequence[str]) -> Task:
+        """The task predicting with the heads ``names`` only (``vidgrid predict --head``); a task with one
+        head takes none."""
+        if names:
+            raise ConfigError(f"--head {names[0]}: the {self.name} task has a single head")
+        return self
+
     def aggregate_views(self, outputs: torch.Tensor) -> torch.Tensor:
         """``(B, V, ...)`` outputs of the V views of B videos → ``(B, ...)`` video scores."""
         raise NotImplementedError
@@ -183,11 +219,11 @@ def task_class(name: str) -> type[Task]:
     return TASKS.lookup(name)
 
 
-def task_for(name: str, annotations: Annotations, settings: TaskConfig | None = None) -> Task:
+def task_for(name: str, annotations: Annotations, settings: TaskConfig | None = None, *, cfg: Config | None = None) -> Task:
     """The task ``name`` for these annotations; on multi-label annotations a task with a
     :attr:`~Task.multi_label_variant` becomes that one (the annotation format decides, as Charades'
-    CSV does for ``classification``)."""
+    CSV does for ``classification``). With the run config ``cfg``: :meth:`Task.for_run`."""
     cls = task_class(name)
     if annotations.multi_label and cls.multi_label_variant:
         cls = task_class(cls.multi_label_variant)
-    return cls.from_config(annotations.classes, settings)
+    return cls.for_run(annotations.classes, cfg) if cfg is not None else cls.from_config(annotations.classes, settings)

@@ -1,0 +1,146 @@
+"""Multi-dataset training (MultiTrain, NeurIPS 2022) against training on the small dataset alone.
+
+Two synthetic datasets with overlapping concepts (``vidgrid synth``): A, small, with the 10 fine
+``demo`` classes; B, larger, with 5 coarse classes that each merge some of A's (``--coarse demo``:
+``horizontal`` = ``slide_left`` + ``slide_right``, ...), its own videos, and ``correspondence.json``.
+Three arms on the same backbone and budget (batch and optimizer steps):
+
+- (a) A alone (``classification``);
+- (b) A and B jointly, a head each, no informative and no projection loss;
+- (c) full MultiTrain (informative loss 0.1 × (25 · variance + 1 · covariance), projections 1.0).
+
+Prints the top-1 on A and on B of each arm, and for (c) the share of the classes with a true
+correspondence whose top-1 projection pair is that correspondence (A → B: a fine class's coarse
+class; B → A: any fine class a coarse class merges). Targets: (c) beats (a) on A by ≥ 3 points and
+is no worse than (b); the true correspondence is the top projection pair for ≥ 90% of the classes.
+
+    python benchmarks/bench_multitrain.py [--out DIR] [--iterations N] [--seeds S ...] [--arms a b c] [KEY=VALUE ...]
+
+A run whose ``summary.json`` exists is not trained again. Extra overrides apply to every arm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from vidgrid.config import Config, load_config
+from vidgrid.data.synthetic import CORRESPONDENCE_FILE, write_synthetic_dataset
+from vidgrid.engine.projections import checkpoint_of, correspondence_found, projection_weights
+from vidgrid.engine.trainer import train
+from vidgrid.engine.weights import load_weights
+from vidgrid.errors import VidgridError
+
+ARMS = {"a": "(a) A alone", "b": "(b) A+B, separate heads", "c": "(c) MultiTrain"}
+BATCH = 16
+VIDEO = dict(frames=16, width=32, height=32, workers=2)
+A_TRAIN, A_VAL, B_TRAIN, B_VAL = 5, 10, 40, 10
+A_SAMPLING_WEIGHT = 2.0
+"""A's slots per video in a joint epoch: the small dataset is seen more often than its share."""
+
+COMMON = [
+    "data.frames=8", "data.sampling_rate=2", "data.crop=32", "data.min_short=32", "data.max_short=40", "data.workers=1",
+    "model.name=x3d_xs", "model.dropout=0.0", "optim.name=adamw", "optim.lr=0.002", "optim.weight_decay=0.05",
+    "schedule.policy=cosine", "schedule.steps=[0]", "schedule.lrs=[1.0]", f"train.batch_size={BATCH}",
+    "train.device=cpu", "train.eval_every=0", "train.log_every=20", "eval.clips=2", "eval.crops=1",
+]
+
+
+def write_data(out: Path) -> tuple[Path, Path]:
+    a, b = out / "data" / "A", out / "data" / "B"
+    if not (a / "val.csv").exists():
+        write_synthetic_dataset(a, seed=0, classes="demo", train_per_class=A_TRAIN, val_per_class=A_VAL, **VIDEO)
+    if not (b / "val.csv").exists():
+        write_synthetic_dataset(b, seed=0, coarse="demo", train_per_class=B_TRAIN, val_per_class=B_VAL, **VIDEO)
+    return a, b
+
+
+def epochs_for(iterations: int, slots: int) -> int:
+    """Epochs of about ``iterations`` steps of :data:`BATCH` over ``slots`` clips an epoch."""
+    return max(1, round(iterations * BATCH / slots))
+
+
+def arm_config(arm: str, a: Path, b: Path, iterations: int, seed: int, extra: list[str]) -> Config:
+    if arm == "a":
+        data = [f"data.train_list={a / 'train.csv'}", f"data.val_list={a / 'val.csv'}"]
+        epochs = epochs_for(iterations, 10 * A_TRAIN)
+    else:
+        datasets = [
+            {"name": "A", "train_list": str(a / "train.csv"), "val_list": str(a / "val.csv"), "sampling_weight": A_SAMPLING_WEIGHT},
+            {"name": "B", "train_list": str(b / "train.csv"), "val_list": str(b / "val.csv")},
+        ]
+        data = ["task.name=multitrain", f"datasets={json.dumps(datasets)}"]
+        if arm == "b":
+            data += ["multitrain.informative_weight=0", "multitrain.projection_weight=0"]
+        epochs = epochs_for(iterations, round(10 * A_TRAIN * A_SAMPLING_WEIGHT) + 5 * B_TRAIN)
+    return load_config(None, [*COMMON, *data, f"train.epochs={epochs}", f"train.seed={seed}", *extra])
+
+
+def top1(summary: dict[str, Any], dataset: str) -> float | None:
+    if "datasets" in summary:
+        return summary["datasets"][dataset]["top1"]
+    return summary["top1"] if dataset == "A" else None
+
+
+def correspondence_share(run: Path, b: Path) -> dict[str, tuple[int, int]]:
+    """Per direction: (classes whose top projection target is a true correspondence, classes with one)."""
+    fine_to_coarse = json.loads((b / CORRESPONDENCE_FILE).read_text())["classes"]
+    truth = {("A", "B"): {f: {c} for f, c in fine_to_coarse.items()}, ("B", "A"): {}}
+    for f, c in fine_to_coarse.items():
+        truth[("B", "A")].setdefault(c, set()).add(f)
+    pairs = projection_weights(load_weights(checkpoint_of(run)))
+    return {f"{s} to {t}": correspondence_found(weight, src, dst, truth[(s, t)]) for (s, t), (weight, src, dst) in pairs.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="bench-multitrain", help="folder for the datasets and the runs")
+    parser.add_argument("--iterations", type=int, default=300, help="optimizer steps of every arm (about)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="train.seed of each set of arms")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="run some of the arms")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    args = parser.parse_args()
+    try:
+        run_all(Path(args.out), args.iterations, args.seeds, args.overrides, arms="".join(args.arms))
+    except VidgridError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def run_all(out: Path, iterations: int, seeds: list[int], extra: list[str], *, arms: str = "abc") -> None:
+    a, b = write_data(out)
+    results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
+    shares = []
+    for seed in seeds:
+        for arm in arms:
+            run = out / f"{arm}-seed{seed}"
+            if not (run / "summary.json").exists():
+                train(arm_config(arm, a, b, iterations, seed, extra), run, overwrite=True)
+            summary = json.loads((run / "summary.json").read_text())
+            results[arm].append(summary)
+            print(f"({arm}) seed {seed}: {summary['iterations']} iterations, {summary['wall_time_s']:.0f} s, top-1 A "
+                  f"{100 * top1(summary, 'A'):.1f}%" + (f", B {100 * top1(summary, 'B'):.1f}%" if arm != "a" else ""), flush=True)
+        if "c" in arms:
+            shares.append(correspondence_share(out / f"c-seed{seed}", b))
+    print(f"\n{'arm':<26} {'top-1 A':>8} {'top-1 B':>8}  (mean over seeds {seeds})")
+    mean = {}
+    for arm in arms:
+        mean[arm] = statistics.mean(100 * top1(s, "A") for s in results[arm])
+        on_b = f"{statistics.mean(100 * top1(s, 'B') for s in results[arm]):7.1f}%" if arm != "a" else "       -"
+        print(f"{ARMS[arm]:<26} {mean[arm]:7.1f}% {on_b}")
+    found = sum(f for share in shares for f, _ in share.values())
+    having = sum(n for share in shares for _, n in share.values())
+    for direction in shares[0] if shares else []:
+        f, n = sum(s[direction][0] for s in shares), sum(s[direction][1] for s in shares)
+        print(f"true correspondence is the top projection pair, {direction}: {f}/{n} classes")
+    if shares:
+        print(f"correspondences found: {found}/{having} = {100 * found / max(having, 1):.0f}% (target >= 90%)")
+    if arms == "abc":
+        print(f"(c) - (a) on A: {mean['c'] - mean['a']:+.1f} points (target >= +3.0); (c) - (b): "
+              f"{mean['c'] - mean['b']:+.1f} points (target >= 0)")
+
+
+if __name__ == "__main__":
+    main()
