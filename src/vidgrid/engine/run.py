@@ -95,9 +95,7 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
     if cfg.data.rand_augment and task.spatial_targets:
         raise ConfigError(f"'data.rand_augment': the {task.name} task's boxes do not follow RandAugment's rotate, "
                           "shear and translate (set it to false)")
-    if task.spatial_targets and not any(s.boxes for s in train_ann.samples):
-        raise ConfigError(f"'data.train_list' = {cfg.data.train_list!r}: no video has a box, which the {task.name} task "
-                          "learns (give data.boxes=TRACKS.csv or 'x1 y1 x2 y2' on the list lines)")
+    task.check_training_data(train_ann, source=cfg.data.train_list)
     train_set = train_dataset(cfg, train_ann, task)
     val_sets = eval_datasets(cfg, val_ann, task)
     if cfg.model.num_classes not in (0, train_ann.num_classes):

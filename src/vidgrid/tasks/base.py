@@ -111,6 +111,10 @@ class Task:
         was cut; the default ignores the views: :meth:`target`."""
         return self.target(sample)
 
+    def check_training_data(self, annotations: Annotations, *, source: str) -> None:
+        """Refuse training annotations this task cannot learn from (a ConfigError naming
+        ``data.train_list`` = ``source``); by default any will do."""
+
     # training
     def soft_targets(self, targets: torch.Tensor, smoothing: float) -> torch.Tensor:
         raise NotImplementedError

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidgrid.config import TaskConfig
-from vidgrid.data.annotations import Sample
+from vidgrid.data.annotations import Annotations, Sample
 from vidgrid.data.boxes import ClipView, box_at, check_box, view_box
 from vidgrid.data.decode import decode_frames
 from vidgrid.errors import ConfigError
@@ -214,6 +214,11 @@ class Sibling(Task):
                 box = [0.0, 0.0, 0.0, 0.0, 0.0]
             rows.append([sample.label, *box, side, *where])
         return torch.tensor(rows, dtype=torch.float32)
+
+    def check_training_data(self, annotations: Annotations, *, source: str) -> None:
+        if not any(s.boxes for s in annotations.samples):
+            raise ConfigError(f"'data.train_list' = {source!r}: no video has a box, which the {self.name} task learns "
+                              "(give data.boxes=TRACKS.csv or 'x1 y1 x2 y2' on the list lines)")
 
     # training
     def soft_targets(self, targets: torch.Tensor, smoothing: float) -> torch.Tensor:
