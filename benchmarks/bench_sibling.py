@@ -2,7 +2,8 @@
 RandomRescale table ("Cls Acc", "Reg MAE") and of the negative-transfer note.
 
     python benchmarks/bench_sibling.py [--out DIR] [--classes demo] [--train-per-class 100] [--val-per-class 20]
-                                       [--size 64] [--epochs 40] [--eval-every 2] [--patience 2] [--seed 0]
+                                       [--size 64] [--epochs 40] [--eval-every 2] [--patience 5] [--seed 0]
+                                       [--models sibling cls-only loc-only sibling+early-stop]
 
 For RandomResizedCrop (``data.spatial_sampling=resized_crop``) and for RandomRescale + crop
 (``rescale_crop``), trains with the same budget (``configs/demo_localize.yaml``, multigrid on; by
@@ -68,7 +69,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--eval-every", type=int, default=2)
-    parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--patience", type=int, default=5, help="evaluations without improvement before a head stops")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     out = Path(args.out)
@@ -78,7 +80,7 @@ def main() -> None:
                                 val_per_class=args.val_per_class, width=args.size, height=args.size, boxes=True)
     results = {}
     for augmentation, spatial in AUGMENTATIONS.items():
-        for model, extra in MODELS.items():
+        for model, extra in ((m, MODELS[m]) for m in args.models):
             key = f"{augmentation}/{model}"
             results[key] = run_one(data, out / "runs" / key.replace("/", "-"), spatial, extra, args)
             r = results[key]
