@@ -163,3 +163,20 @@ def test_a_task_whose_network_takes_boxes_is_refused_in_one_line(tmp_path, capsy
                 "train": {"state": TrainState().state_dict()}}, path)
     assert main(["export", str(path), "--format", "safetensors"]) == 2
     assert "takes person boxes" in capsys.readouterr().err
+
+
+def test_safetensors_refuses_a_task_with_heads_of_its_own_and_pt2_takes_it(tmp_path, capsys):
+    from vidgrid.tasks.sibling import Sibling
+
+    options, frames = FAMILIES["x3d_xs"]
+    cfg = load_config(None, [f"model.options={json.dumps(options)}", f"data.frames={frames}", f"data.crop={CROP}",
+                             "model.name=x3d_xs", "task.name=sibling"])
+    net = Sibling(CLASSES).attach(create_model("x3d_xs", num_classes=len(CLASSES), **options))
+    path = tmp_path / "sibling.pt"
+    torch.save({"model": net.state_dict(), "config": config_to_dict(cfg), "classes": CLASSES, "task": "sibling",
+                "train": {"state": TrainState().state_dict()}}, path)
+    assert main(["export", str(path), "--format", "safetensors", "--out", str(tmp_path / "s")]) == 2
+    assert "the sibling task adds heads of its own" in capsys.readouterr().err
+    assert main(["export", str(path), "--format", "pt2", "--out", str(tmp_path / "p")]) == 0
+    program = torch.export.load(tmp_path / "p" / "model.pt2").module()
+    assert program(clip(2, frames)).shape == (2, len(CLASSES) + 4)  # class logits, then the box

@@ -173,6 +173,9 @@ def export_model(weights: Weights, fmt: str, out: Path) -> dict[str, Any]:
     if task.box_inputs:
         raise VidgridError(f"{weights.path}: the {task.name} task's network also takes person boxes; export handles "
                            "networks of clips only")
+    if fmt == "safetensors" and type(task).attach is not Task.attach:
+        raise VidgridError(f"{weights.path}: the {task.name} task adds heads of its own, and load_exported rebuilds the "
+                           "backbone's network alone; export it with --format pt2 or onnx")
     spec = model_spec(weights, task)
     out.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(0)
