@@ -151,16 +151,22 @@ def test_load_exported_names_the_missing_file(tmp_path):
         load_exported(tmp_path / "e")
 
 
+def task_checkpoint(folder, task_class):
+    """A checkpoint of a tiny X3D carrying ``task_class``'s heads, as training writes it."""
+    options, frames = FAMILIES["x3d_xs"]
+    cfg = load_config(None, [f"model.options={json.dumps(options)}", f"data.frames={frames}", f"data.crop={CROP}",
+                             "model.name=x3d_xs", f"task.name={task_class.name}"])
+    net = task_class(CLASSES).attach(create_model("x3d_xs", num_classes=len(CLASSES), **options))
+    path = folder / f"{task_class.name}.pt"
+    torch.save({"model": net.state_dict(), "config": config_to_dict(cfg), "classes": CLASSES, "task": task_class.name,
+                "train": {"state": TrainState().state_dict()}}, path)
+    return path
+
+
 def test_a_task_whose_network_takes_boxes_is_refused_in_one_line(tmp_path, capsys):
     from vidgrid.tasks.detection import Detection
 
-    options, frames = FAMILIES["x3d_xs"]
-    cfg = load_config(None, [f"model.options={json.dumps(options)}", f"data.frames={frames}", f"data.crop={CROP}",
-                             "model.name=x3d_xs", "task.name=detection"])
-    net = Detection(CLASSES).attach(create_model("x3d_xs", num_classes=len(CLASSES), **options))
-    path = tmp_path / "det.pt"
-    torch.save({"model": net.state_dict(), "config": config_to_dict(cfg), "classes": CLASSES, "task": "detection",
-                "train": {"state": TrainState().state_dict()}}, path)
+    path = task_checkpoint(tmp_path, Detection)
     assert main(["export", str(path), "--format", "safetensors"]) == 2
     assert "takes person boxes" in capsys.readouterr().err
 
@@ -168,15 +174,10 @@ def test_a_task_whose_network_takes_boxes_is_refused_in_one_line(tmp_path, capsy
 def test_safetensors_refuses_a_task_with_heads_of_its_own_and_pt2_takes_it(tmp_path, capsys):
     from vidgrid.tasks.sibling import Sibling
 
-    options, frames = FAMILIES["x3d_xs"]
-    cfg = load_config(None, [f"model.options={json.dumps(options)}", f"data.frames={frames}", f"data.crop={CROP}",
-                             "model.name=x3d_xs", "task.name=sibling"])
-    net = Sibling(CLASSES).attach(create_model("x3d_xs", num_classes=len(CLASSES), **options))
-    path = tmp_path / "sibling.pt"
-    torch.save({"model": net.state_dict(), "config": config_to_dict(cfg), "classes": CLASSES, "task": "sibling",
-                "train": {"state": TrainState().state_dict()}}, path)
+    path = task_checkpoint(tmp_path, Sibling)
     assert main(["export", str(path), "--format", "safetensors", "--out", str(tmp_path / "s")]) == 2
     assert "the sibling task adds heads of its own" in capsys.readouterr().err
     assert main(["export", str(path), "--format", "pt2", "--out", str(tmp_path / "p")]) == 0
     program = torch.export.load(tmp_path / "p" / "model.pt2").module()
+    frames = FAMILIES["x3d_xs"][1]
     assert program(clip(2, frames)).shape == (2, len(CLASSES) + 4)  # class logits, then the box
