@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidgrid.tasks.frame_ap import FrameBoxes, frame_ap, pairwise_iou, voc_ap
+from vidgrid.tasks.boxes import box_iou
+from vidgrid.tasks.frame_ap import FrameBoxes, frame_ap, voc_ap
 
 A = [0.0, 0.0, 0.4, 0.4]
 B = [0.5, 0.5, 0.9, 0.9]
@@ -19,7 +20,7 @@ def frame(boxes, scores, truth, labels, k=1):
 
 
 def test_iou():
-    iou = pairwise_iou(torch.tensor([NEAR_A, OFF_A]), torch.tensor([A]))
+    iou = box_iou(torch.tensor([NEAR_A, OFF_A]), torch.tensor([A]), pairwise=True, eps=0.0)
     assert iou.flatten().tolist() == pytest.approx([0.75, 0.04 / 0.28])
 
 

@@ -218,7 +218,7 @@ def _reflect(x: np.ndarray, low: float, high: float) -> np.ndarray:
 # the scene around the target
 
 
-def _background(rng: np.random.Generator, frames: int, width: int, height: int) -> np.ndarray:
+def background(rng: np.random.Generator, frames: int, width: int, height: int) -> np.ndarray:
     """Float (T, H, W, 3): a static dark random colour gradient with a faint texture."""
     start = rng.uniform(0, 110, 3)
     end = np.clip(start + rng.uniform(-40, 40, 3), 0, 120)
@@ -230,7 +230,7 @@ def _background(rng: np.random.Generator, frames: int, width: int, height: int) 
     return np.repeat(image[None], frames, axis=0)
 
 
-def _bright_colour(rng: np.random.Generator) -> np.ndarray:
+def bright_colour(rng: np.random.Generator) -> np.ndarray:
     """A random saturated-to-pale bright colour (brightest channel 200-255), visible on any background."""
     colour = rng.uniform(0, 255, 3)
     return colour * rng.uniform(200, 255) / max(colour.max(), 1.0)
@@ -371,11 +371,11 @@ def render_video_and_track(
     and float (T, 4) boxes (:func:`object_boxes`)."""
     if label not in _FAMILY:
         raise ValueError(f"unknown synthetic class {label!r}")
-    canvas = _background(rng, frames, width, height)
+    canvas = background(rng, frames, width, height)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)  # (H, W) pixel centres
     grid = Grid(np.arange(frames, dtype=np.float64)[:, None, None], yy, xx, width, height)
     _distractors(canvas, rng, grid, distractors, moving_distractors)
-    colour = _bright_colour(rng)
+    colour = bright_colour(rng)
     distance, opacity = _FAMILY[label](label, rng, grid)
     paint(canvas, distance, colour, opacity)
     return np.clip(np.round(canvas), 0, 255).astype(np.uint8), object_boxes(distance)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from vidgrid.data.encode import write_video
-from vidgrid.data.synthetic_classes import _background, _bright_colour, object_boxes, paint, shape_distance
+from vidgrid.data.synthetic_classes import background, bright_colour, object_boxes, paint, shape_distance
 from vidgrid.errors import VidgridError
 
 ACTIONS = ("walk", "jump", "wave", "breathe", "carry")
@@ -73,7 +73,7 @@ def render_actors(
 ) -> tuple[np.ndarray, list[tuple[tuple[str, ...], np.ndarray]]]:
     """uint8 (T, H, W, 3) frames and, per actor, its actions and float (T, 4) pixel boxes."""
     side = min(width, height)
-    canvas = _background(rng, frames, width, height)
+    canvas = background(rng, frames, width, height)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     t = np.arange(frames, dtype=np.float64)[:, None, None]
     count = int(rng.integers(1, 4))
@@ -100,7 +100,7 @@ def render_actors(
                 state = not state
             opacity = np.array(pattern[:frames])[:, None, None]
         body = shape_distance("disc", xx - x, yy - y, r)
-        paint(canvas, body, _bright_colour(rng), opacity)
+        paint(canvas, body, bright_colour(rng), opacity)
         distance = body
         if "carry" in actions:
             dot = shape_distance("disc", xx - (x + 1.5 * r), yy - y, 0.5 * r)

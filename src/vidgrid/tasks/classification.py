@@ -28,7 +28,12 @@ def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> to
     """Mean over the batch of ``-Σ_k y_k log softmax(z)_k``; ``targets`` ``(B, K)`` or class ids ``(B,)``."""
     if targets.ndim == 1:
         return F.cross_entropy(logits.float(), targets.long())
-    return torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+    return per_sample_cross_entropy(logits, targets).mean()
+
+
+def per_sample_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: ``-Σ_k y_k log softmax(z)_k`` of each sample against soft targets ``(B, K)``."""
+    return torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1)
 
 
 def smooth_one_hot(labels: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from vidgrid.tasks.boxes import box_iou
+
 IOU_THRESHOLD = 0.5
 
 
@@ -31,17 +33,6 @@ class FrameBoxes:
     """float (G, 4)."""
     truth_labels: torch.Tensor
     """bool (G, K) multi-hot classes."""
-
-
-def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(D, 4), (G, 4) -> (D, G) IoU."""
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(dim=2)
-    area_a = (a[:, 2:] - a[:, :2]).prod(dim=1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(dim=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
 
 
 def voc_ap(tp: Sequence[bool], num_truth: int) -> float:
@@ -67,7 +58,8 @@ def class_matches(frames: Sequence[FrameBoxes], k: int) -> tuple[list[bool], int
         ranked += [(float(s), f, d) for d, s in enumerate(frame.scores[:, k].tolist())]
     ranked.sort(key=lambda r: -r[0])
     truth = [frame.truth[frame.truth_labels[:, k]] for frame in frames]
-    iou = [pairwise_iou(frame.boxes.float(), t.float()) for frame, t in zip(frames, truth)]
+    # eps 0: an IoU of exactly 0.5 stays a match; two empty boxes (0 / 0) overlap by 0
+    iou = [box_iou(frame.boxes.float(), t.float(), pairwise=True, eps=0.0).nan_to_num(0.0) for frame, t in zip(frames, truth)]
     matched = [torch.zeros(len(t), dtype=torch.bool) for t in truth]
     tp = []
     for _, f, d in ranked:

@@ -45,7 +45,7 @@ from vidgrid.config import Config, MultiTrainConfig, TaskConfig
 from vidgrid.data.annotations import Sample
 from vidgrid.errors import ConfigError, DataError
 from vidgrid.tasks.base import Task, register_task
-from vidgrid.tasks.classification import Classification
+from vidgrid.tasks.classification import Classification, per_sample_cross_entropy
 from vidgrid.tasks.multi_label import MultiLabelClassification
 
 VARIANCE_EPS = 1e-4
@@ -138,10 +138,9 @@ def gather_with_grad(z: torch.Tensor) -> torch.Tensor:
 
 def per_sample_loss(kind: str, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """``(B,)`` losses: soft-target cross-entropy (softmax) or the mean per-class BCE (sigmoid)."""
-    logits = logits.float()
     if kind == "softmax":
-        return torch.sum(-targets * F.log_softmax(logits, dim=-1), dim=-1)
-    return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean(dim=-1)
+        return per_sample_cross_entropy(logits, targets)
+    return F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="none").mean(dim=-1)
 
 
 def as_distribution(targets: torch.Tensor) -> torch.Tensor:
