@@ -42,7 +42,7 @@ import yaml
 from vidgrid.config import Config, config_to_dict, load_config, save_config
 from vidgrid.config.sections import ExpandConfig
 from vidgrid.engine.build import load_split
-from vidgrid.engine.logging import SUMMARY_FILE
+from vidgrid.engine.logging import SUMMARY_FILE, atomic_write_text
 from vidgrid.errors import ConfigError, ModelError, VidgridError
 from vidgrid.models import model_config
 from vidgrid.models.x3d import AXES, X3D, X3D_CONFIGS, X3D_GAMMAS, Gammas, clip_gmacs, expand_to_cost, x3d_config
@@ -165,13 +165,6 @@ def switches(cfg: Config) -> dict[str, Any]:
     except ModelError as e:
         raise ConfigError(f"'model.options' = {cfg.model.options}: {e}") from None
     return {k: getattr(resolved, k) for k in cfg.model.options if k not in _GAMMA_FIELDS}
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------------------------------

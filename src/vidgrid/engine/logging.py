@@ -280,10 +280,16 @@ def write_summary(out_dir: Path, summary: dict[str, Any]) -> Path:
     if missing:
         raise ValueError(f"summary lacks {', '.join(missing)}")
     path = out_dir / SUMMARY_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(summary, indent=2, default=str) + "\n")
     return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``: a reader (or a
+    resumed run) sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def format_summary(summary: dict[str, Any], *, headline: str) -> str:
