@@ -8,7 +8,7 @@ next to the baseline that scores every test proposal with the training boxes' cl
 cores: mAP@0.5 ≥ 0.7 in ≤ 15 minutes of training. Then RoIAlign (7×7, sampling ratio 2) forward +
 backward throughput in boxes/s on the CPU, and on CUDA when there is one.
 
-    python benchmarks/bench_detection.py [--out DIR] [--train-videos N] [--val-videos N] [--skip-train] [KEY=VALUE ...]
+    python benchmarks/bench_detection.py [--out DIR] [--train-videos N] [--val-videos N] [--seed S] [--skip-train] [KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -85,14 +85,15 @@ def roi_align_throughput(device: torch.device, *, boxes: int = 256, repeats: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench-detection"))
-    parser.add_argument("--train-videos", type=int, default=120)
-    parser.add_argument("--val-videos", type=int, default=30)
+    parser.add_argument("--train-videos", type=int, default=240)
+    parser.add_argument("--val-videos", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0, help="the synthetic data's seed (vidgrid synth --seed)")
     parser.add_argument("--skip-train", action="store_true", help="only the baseline and RoIAlign figures")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args()
     data = args.out / "data"
     if not (data / "meta.json").is_file():
-        write_detection_dataset(data, train_videos=args.train_videos, val_videos=args.val_videos)
+        write_detection_dataset(data, seed=args.seed, train_videos=args.train_videos, val_videos=args.val_videos)
     cfg = load_config("demo_detect", [*data_overrides(data), *args.overrides])
     print(f"load average at start: {', '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
     baseline = frequency_baseline(cfg)

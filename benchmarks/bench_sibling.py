@@ -1,23 +1,24 @@
 """Sibling heads on the synthetic data: the shape of the practitioner's RandomResizedCrop vs
 RandomRescale table ("Cls Acc", "Reg MAE") and of the negative-transfer note.
 
-    python benchmarks/bench_sibling.py [--out DIR] [--classes demo] [--train-per-class 100] [--val-per-class 20]
+    python benchmarks/bench_sibling.py [KEY=VALUE ...] [--out DIR] [--classes demo] [--train-per-class 100] [--val-per-class 20]
                                        [--size 64] [--epochs 40] [--eval-every 2] [--patience 5] [--seed 0]
                                        [--models sibling cls-only loc-only sibling+early-stop]
+                                       [--augmentations ResizeCrop RescaleCrop]
 
 For RandomResizedCrop (``data.spatial_sampling=resized_crop``) and for RandomRescale + crop
 (``rescale_crop``), trains with the same budget (``configs/demo_localize.yaml``, multigrid on; by
 default the demo's data size and budget, 40 baseline epochs = 60 multigrid epochs, with the recipe's
 LR stages and warm-up scaled to ``--epochs``; validation every ``--eval-every`` epochs):
 
-- the sibling model (both heads, weights 1, full gradients into the backbone);
+- the sibling model (both heads, the recipe's loss weights, full gradients into the backbone);
 - classification only: the same network with the box loss weight and gradient scale at 0;
 - localisation only: the same network with the classification loss weight and gradient scale at 0;
 - the sibling model with per-head early stop (``task.patience``).
 
 and prints, per run, the validation top-1, mean IoU, box MAE (pixels of the test crop) at the end
-and each head's best epoch, then writes them to ``DIR/bench_sibling.json``. The data set
-(``vidgrid synth --boxes``) is written once under ``DIR/data``.
+and each head's best epoch, then writes them to ``DIR/bench_sibling.json``. Extra ``KEY=VALUE``
+overrides (before the options) apply to every run. The data set (``vidgrid synth --boxes``) is written once under ``DIR/data``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def run_one(data: Path, out: Path, spatial: str, extra: list[str], args: argpars
         f"data.crop={args.size}", f"data.min_short={args.size}", f"data.max_short={round(args.size * 1.25)}",
         f"data.spatial_sampling={spatial}", f"train.epochs={args.epochs}", f"schedule.steps={steps}", f"schedule.lrs={lrs}",
         f"schedule.warmup_epochs={recipe.schedule.warmup_epochs * stretch}", f"train.eval_every={args.eval_every}",
-        f"train.seed={args.seed}", "train.log_every=50", *[e.format(patience=args.patience) for e in extra],
+        f"train.seed={args.seed}", "train.log_every=50", *args.overrides, *[e.format(patience=args.patience) for e in extra],
     ]
     started = time.perf_counter()
     summary = trainer.train(load_config("demo_localize", overrides), out, overwrite=True)
@@ -71,7 +72,9 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=2)
     parser.add_argument("--patience", type=int, default=5, help="evaluations without improvement before a head stops")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--augmentations", nargs="+", choices=list(AUGMENTATIONS), default=list(AUGMENTATIONS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to every run (before each model's own)")
     args = parser.parse_args()
     out = Path(args.out)
     data = out / "data"
@@ -79,7 +82,7 @@ def main() -> None:
         write_synthetic_dataset(data, seed=args.seed, classes=args.classes, train_per_class=args.train_per_class,
                                 val_per_class=args.val_per_class, width=args.size, height=args.size, boxes=True)
     results = {}
-    for augmentation, spatial in AUGMENTATIONS.items():
+    for augmentation, spatial in ((a, AUGMENTATIONS[a]) for a in args.augmentations):
         for model, extra in ((m, MODELS[m]) for m in args.models):
             key = f"{augmentation}/{model}"
             results[key] = run_one(data, out / "runs" / key.replace("/", "-"), spatial, extra, args)

@@ -100,7 +100,7 @@ def test_metrics_summary_and_plot(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_tiny_detection_run_lowers_its_loss_and_reports_map(tmp_path: Path):
+def test_tiny_detection_run_lowers_its_loss_and_reports_map(tmp_path: Path, capsys):
     from vidgrid.config import load_config
     from vidgrid.data.synthetic_detection import write_detection_dataset
     from vidgrid.engine.trainer import train
@@ -114,6 +114,7 @@ def test_tiny_detection_run_lowers_its_loss_and_reports_map(tmp_path: Path):
                  "data.crop=64", "data.min_short=64", "data.max_short=72", "eval.short_side=72",
                  "optim.lr=0.05", "schedule.warmup_epochs=0", "train.log_every=1"]
     summary = train(load_config("demo_detect", overrides), tmp_path / "run")
+    assert "16 training / 6 validation keyframes, 5 classes (detection)" in capsys.readouterr().err
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if r["split"] == "train"]
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4

@@ -144,7 +144,7 @@ def _write_one(task: tuple) -> tuple[list[str], list[str]]:
     return boxes, proposals
 
 
-def write_detection_dataset(out_dir: Path, *, seed: int = 0, train_videos: int = 120, val_videos: int = 30,
+def write_detection_dataset(out_dir: Path, *, seed: int = 0, train_videos: int = 240, val_videos: int = 60,
                             frames: int = 48, fps: int = 16, width: int = 96, height: int = 72,
                             workers: int | None = None) -> dict:
     """Write the dataset under ``out_dir`` (see the module docstring) and return its ``meta.json`` dict."""

@@ -173,7 +173,8 @@ def describe(run: Run, resumed: Path | None) -> str:
     shapes = ", ".join(f"{seg.start_epoch}-{seg.end_epoch}: {seg.shape}" for seg in schedule.segments)
     start = f"resuming from {resumed} at epoch {run.state.epoch + 1} iteration {run.state.iteration}" if resumed else "starting"
     return (
-        f"{start}: {cfg.model.name}, {len(run.train_set)} training / {sum(map(len, run.val_sets.values()))} validation videos, "
+        f"{start}: {cfg.model.name}, {len(run.train_set)} training / {sum(map(len, run.val_sets.values()))} validation "
+        f"{run.task.sample_unit}, "
         f"{len(run.task.classes)} classes ({run.task.name}), {schedule.total_epochs} epochs "
         f"({'multigrid' if schedule.multigrid else 'baseline'}; epochs {shapes}), "
         f"{run.env.world_size} process(es) on {run.env.device}; run folder {run.out_dir}"

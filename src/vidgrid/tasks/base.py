@@ -58,6 +58,8 @@ class Task:
     box_inputs: ClassVar[bool] = False
     """Whether the network also reads boxes from the targets (:meth:`forward`): predicting then needs
     the boxes (``vidgrid predict --boxes``)."""
+    sample_unit: ClassVar[str] = "videos"
+    """What one sample of the annotations is, as the run's log counts it (a keyframe for detection)."""
     multi_label_variant: ClassVar[str | None] = None
     """The task that replaces this one on multi-label annotations (Charades' CSV), if any."""
 

@@ -120,6 +120,7 @@ class Detection(Task):
 
     name = "detection"
     best_metric = "map"
+    sample_unit = "keyframes"
     mixable = False
     spatial_targets = True
     box_inputs = True
