@@ -17,16 +17,17 @@ cosine after a warm-up over the first tenth. The joint arms give each dataset a 
 classifier, and a 512-wide expander, and draw each A video 3 times an epoch (A is 300 of an epoch's
 800 clips). At this budget (a) overfits A's 100 videos (training loss < 0.1) and errs mostly between
 the coarse groups (a still shape called ``grow``), the distinctions B teaches. About 5 minutes an arm
-on 2 CPU cores, 30 for the default two seeds.
+on 2 CPU cores, about 30 for the default two seeds.
 
 Prints the top-1 on A and on B of each arm, and for (c) the share of the classes with a true
 correspondence whose top-1 projection pair is that correspondence (A → B: a fine class's coarse
 class; B → A: any fine class a coarse class merges). Targets: (c) beats (a) on A by ≥ 3 points and
 is no worse than (b); the true correspondence is the top projection pair for ≥ 90% of the classes.
 
-    python benchmarks/bench_multitrain.py [--out DIR] [--iterations N] [--seeds S ...] [--arms a b c] [KEY=VALUE ...]
+    python benchmarks/bench_multitrain.py [KEY=VALUE ...] [--out DIR] [--iterations N] [--seeds S ...] [--arms a b c]
 
-A run whose ``summary.json`` exists is not trained again. Extra overrides apply to every arm.
+A run whose ``summary.json`` exists is not trained again. Extra overrides (before the options that
+take lists) apply to every arm.
 """
 
 from __future__ import annotations
