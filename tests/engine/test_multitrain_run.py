@@ -98,7 +98,12 @@ def test_two_dataset_run_trains_resumes_bit_identically_and_evaluates_per_datase
     exported = list(torch.export.load(tmp_path / "pt2" / "model.pt2").state_dict)
     assert "head.classifier.coarse.2.weight" in exported
     assert not [k for k in exported if k.startswith(("head.projection", "head.expander"))]
+    # safetensors: load_exported rebuilds the backbone's network alone, so a network with heads of its own is refused
     capsys.readouterr()
+    assert main(["export", str(run / "checkpoints" / "best.pt"), "--format", "safetensors", "--out", str(tmp_path / "st")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the multitrain task adds heads of its own" in err
+    assert not (tmp_path / "st").exists()
 
     # predict: every head by default, one with --head
     video = str(synthetic_data / "val" / "grow" / "grow_000.mp4")
