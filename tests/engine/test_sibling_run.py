@@ -52,7 +52,7 @@ def test_tiny_sibling_run_lowers_both_losses_and_keeps_a_best_checkpoint_per_hea
         box_data, f"data.boxes={box_data / 'boxes.csv'}", "task.name=sibling", "train.batch_size=4",
         "train.epochs=24", "train.eval_every=4", "eval.crops=3", "data.flip=true",
     ))
-    task = task_for("sibling", load_split(cfg, "train"), cfg.task)
+    task = task_for("sibling", load_split(cfg, "train"), cfg)
     torch.manual_seed(cfg.train.seed)
     before = head_losses(task.attach(build_model(cfg, num_classes=task.num_outputs)), task, cfg)
 

@@ -198,8 +198,9 @@ def evaluate_checkpoint(cfg: Config, checkpoint: Path, out_dir: Path) -> dict:
     model = model.to(device)
     out_dir.mkdir(parents=True, exist_ok=True)
     per_part, files, skipped, views = {}, [], [], {}
+    parts = task.evaluation_tasks()
     for name, dataset in eval_datasets(cfg, annotations, task).items():
-        part, folder = task.evaluation_tasks()[name], out_dir / name if name else out_dir
+        part, folder = parts[name], out_dir / name if name else out_dir
         loader = make_loader(dataset, batch_size=cfg.eval.batch_size, workers=cfg.data.workers, seed=cfg.train.seed)
         print(
             f"evaluating {weights.model_name} on {len(dataset)} {name + ' ' if name else ''}videos × {dataset.num_views} "
@@ -210,10 +211,11 @@ def evaluate_checkpoint(cfg: Config, checkpoint: Path, out_dir: Path) -> dict:
         result = collect_scores(model, loader, part, device=device, mean=trained.data.mean, std=trained.data.std)
         per_part[name], written = report(result, part, paths=[s.path for s in dataset.annotations.samples], out_dir=folder)
         files += written
-        skipped += dataset.skipped()
+        left_out = dataset.skipped()
+        skipped += left_out
         views[name] = dataset.num_views
         if not per_part[name]["videos"]:
-            examples = "; ".join(f"{path}: {reason}" for path, reason in dataset.skipped()[:2])
+            examples = "; ".join(f"{path}: {reason}" for path, reason in left_out[:2])
             raise DataError(f"{name or cfg.data.val_list}: none of its {len(dataset)} videos could be evaluated ({examples}, ...)")
     metrics = task.combine_metrics(per_part)
     summary = {**task.summary_metrics(metrics), "checkpoint": str(checkpoint),

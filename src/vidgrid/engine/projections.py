@@ -20,6 +20,7 @@ from vidgrid.engine.checkpoint import list_checkpoints
 from vidgrid.engine.weights import Weights, load_weights
 from vidgrid.errors import CheckpointError
 from vidgrid.tasks import task_class
+from vidgrid.tasks.multitrain import pairs, projection_key
 
 PROJECTION_PREFIX = "head.projection."
 
@@ -41,13 +42,11 @@ def projection_weights(weights: Weights) -> dict[tuple[str, str], tuple[torch.Te
     if weights.config is None or not weights.config.datasets:
         raise CheckpointError(f"{weights.path}: not a multi-dataset checkpoint (no 'datasets' in its config)")
     task = task_class(weights.task).for_run(weights.classes or [], weights.config)
-    heads = {h.name: list(h.classes) for h in task.heads}
     out = {}
-    for a in heads:
-        for b in heads:
-            key = f"{PROJECTION_PREFIX}{a}_to_{b}.weight"
-            if a != b and key in weights.state:
-                out[(a, b)] = (weights.state[key].float().cpu(), heads[a], heads[b])
+    for a, b in pairs(task.heads):
+        key = f"{PROJECTION_PREFIX}{projection_key(a.name, b.name)}.weight"
+        if key in weights.state:
+            out[(a.name, b.name)] = (weights.state[key].float().cpu(), list(a.classes), list(b.classes))
     if not out:
         raise CheckpointError(f"{weights.path}: holds no projection heads (exported weights drop them; use a training checkpoint)")
     return out
@@ -114,11 +113,11 @@ def inspect_projections_command(source: Path, *, out: Path | None, top: int = 5,
     """Print the top pairs of every projection and write a heat map per pair into ``out`` (default:
     ``projections/`` beside the checkpoints folder, or beside a checkpoint file)."""
     checkpoint = checkpoint_of(source)
-    pairs = projection_weights(load_weights(checkpoint))
+    found = projection_weights(load_weights(checkpoint))
     folder = out or (source / "projections" if source.is_dir() else checkpoint.parent / f"{checkpoint.stem}-projections")
-    files = [str(plot_projection(folder / f"{a}_to_{b}.png", weight, src, dst, f"projection {a} → {b}"))
-             for (a, b), (weight, src, dst) in pairs.items()]
-    rows = table_rows(pairs, top)
+    files = [str(plot_projection(folder / f"{projection_key(a, b)}.png", weight, src, dst, f"projection {a} → {b}"))
+             for (a, b), (weight, src, dst) in found.items()]
+    rows = table_rows(found, top)
     if as_json:
         print(json.dumps({"checkpoint": str(checkpoint), "pairs": rows, "figures": files}, indent=2))
     else:

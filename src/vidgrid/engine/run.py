@@ -91,7 +91,7 @@ def setup(cfg: Config, out_dir: Path, env: D.DistEnv, stop: StopRequest, resume:
     val_ann = load_split(cfg, "val")
     if val_ann.classes != train_ann.classes:
         raise ConfigError(f"'data.val_list' = {cfg.data.val_list!r}: its classes differ from the training list's")
-    task = task_for(cfg.task.name, train_ann, cfg.task, cfg=cfg)
+    task = task_for(cfg.task.name, train_ann, cfg)
     if cfg.data.rand_augment and task.spatial_targets:
         raise ConfigError(f"'data.rand_augment': the {task.name} task's boxes do not follow RandAugment's rotate, "
                           "shear and translate (set it to false)")

@@ -305,8 +305,9 @@ def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> di
         if metrics is None:
             return None
         per_part[name] = metrics
-    metrics = run.task.combine_metrics(per_part) if run.env.is_main else None
+    metrics = None
     if run.env.is_main:
+        metrics = run.task.combine_metrics(per_part)
         run.logger.log("val", iteration=run.state.iteration, epoch=run.state.epoch, **metrics)
         progress.write(f"validation after epoch {run.state.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     run.state.val = D.broadcast_object(metrics)

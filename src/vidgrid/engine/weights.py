@@ -123,8 +123,7 @@ def converted_config(model: nn.Module, model_name: str) -> Config:
 def model_from_weights(weights: Weights, *, recipe: Config | None = None) -> tuple[nn.Module, Task, Config]:
     """The model in eval mode, its task (with the class names) and the config it is tested with: a
     checkpoint's run config; for a converted file ``recipe``, else the model's default input."""
-    cls = task_class(weights.task)
-    task = cls.for_run(named_classes(weights), weights.config) if weights.config else cls.from_config(named_classes(weights), None)
+    task = task_class(weights.task).for_run(named_classes(weights), weights.config)
     if weights.config is not None:
         cfg = weights.config
         model = build_model(cfg, num_classes=task.num_outputs)

@@ -72,10 +72,10 @@ class Task:
         return cls(classes)
 
     @classmethod
-    def for_run(cls, classes: Sequence[str], cfg: Config) -> Task:
-        """The task of a run config (a task reading more than the ``task`` section, such as one head
-        per entry of ``datasets``, overrides this); by default :meth:`from_config`."""
-        return cls.from_config(classes, cfg.task)
+    def for_run(cls, classes: Sequence[str], cfg: Config | None) -> Task:
+        """The task of a run config (None: the defaults; a task reading more than the ``task``
+        section, such as one head per entry of ``datasets``, overrides this); by default :meth:`from_config`."""
+        return cls.from_config(classes, cfg.task if cfg is not None else None)
 
     def best_checkpoints(self) -> dict[str, str]:
         """Metric -> the file name of its best checkpoint in ``checkpoints/``."""
@@ -225,11 +225,11 @@ def task_class(name: str) -> type[Task]:
     return TASKS.lookup(name)
 
 
-def task_for(name: str, annotations: Annotations, settings: TaskConfig | None = None, *, cfg: Config | None = None) -> Task:
-    """The task ``name`` for these annotations; on multi-label annotations a task with a
-    :attr:`~Task.multi_label_variant` becomes that one (the annotation format decides, as Charades'
-    CSV does for ``classification``). With the run config ``cfg``: :meth:`Task.for_run`."""
+def task_for(name: str, annotations: Annotations, cfg: Config | None = None) -> Task:
+    """The task ``name`` for these annotations and the run config ``cfg`` (:meth:`Task.for_run`; None:
+    the defaults); on multi-label annotations a task with a :attr:`~Task.multi_label_variant` becomes
+    that one (the annotation format decides, as Charades' CSV does for ``classification``)."""
     cls = task_class(name)
     if annotations.multi_label and cls.multi_label_variant:
         cls = task_class(cls.multi_label_variant)
-    return cls.for_run(annotations.classes, cfg) if cfg is not None else cls.from_config(annotations.classes, settings)
+    return cls.for_run(annotations.classes, cfg)
