@@ -122,8 +122,8 @@ def _merge(obj: Any, tree: dict[str, Any], *, where: str, prefix: str) -> None:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: '{dotted}' is a section; expected a mapping")
             _merge(current, value, where=where, prefix=dotted + ".")
-        elif _item_section(hints[key]) is not None:
-            setattr(obj, key, _merge_list(_item_section(hints[key]), value, where=where, key=dotted))
+        elif (item := _item_section(hints[key])) is not None:
+            setattr(obj, key, _merge_list(item, value, where=where, key=dotted))
         else:
             setattr(obj, key, _coerce(value, hints[key], dotted, where))
 
@@ -277,9 +277,7 @@ def validate(cfg: Config) -> None:
         (0 <= cfg.detection.train_iou < 1, "detection.train_iou", "a number in [0, 1)"),
         (0 <= cfg.detection.proposal_score < 1, "detection.proposal_score", "a number in [0, 1)"),
     ]
-    for ok, key, expected in checks:
-        if not ok:
-            raise ConfigError(f"'{key}' = {_get(cfg, key)!r}: expected {expected}")
+    _raise_first_failure(cfg, checks)
     validate_datasets(cfg)
 
 
@@ -315,6 +313,11 @@ def validate_datasets(cfg: Config) -> None:
                 (d.loss_weight >= 0, f"{at}.loss_weight", "a number >= 0"),
                 (d.sampling_weight > 0, f"{at}.sampling_weight", "a positive number"),
             ]
+    _raise_first_failure(cfg, checks)
+
+
+def _raise_first_failure(cfg: Config, checks: list[tuple[bool, str, str]]) -> None:
+    """A ConfigError naming the key, its value and what is expected, for the first failed ``(ok, key, expected)``."""
     for ok, key, expected in checks:
         if not ok:
             raise ConfigError(f"'{key}' = {_get(cfg, key)!r}: expected {expected}")
