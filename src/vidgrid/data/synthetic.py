@@ -49,8 +49,7 @@ from vidgrid.data.synthetic_classes import (
     CLASSES,
     DEFAULT_DISTRACTORS,
     DEFAULT_MOVING_DISTRACTORS,
-    HORIZONTAL_MIRROR,
-    flip_sensitive,
+    coarse_flip_sensitive,
     preset_name,
     render_video_and_track,
     resolve_classes,
@@ -168,7 +167,7 @@ def write_synthetic_dataset(
 
     meta = {
         "name": "vidgrid-synthetic",
-        "flip_sensitive": flip_sensitive(names) if not coarse else coarse_flip_sensitive(groups),
+        "flip_sensitive": coarse_flip_sensitive(groups),
         "seed": seed,
         "preset": preset_name(names),
         "classes": list(names),
@@ -193,12 +192,6 @@ def write_synthetic_dataset(
         (out_dir / CORRESPONDENCE_FILE).write_text(json.dumps(correspondence, indent=2) + "\n")
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
-
-
-def coarse_flip_sensitive(groups: dict[str, tuple[str, ...]]) -> bool:
-    """Whether a horizontal flip moves a video of one coarse class into another."""
-    owner = {fine: name for name, members in groups.items() for fine in members}
-    return any(owner.get(HORIZONTAL_MIRROR.get(fine, fine), name) != name for fine, name in owner.items())
 
 
 def _check(flag: str, value: int, minimum: int) -> None:

@@ -26,7 +26,7 @@ gives the demo the same videos it always had.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -140,7 +140,13 @@ def preset_name(classes: Sequence[str]) -> str | None:
 
 def flip_sensitive(classes: Sequence[str]) -> bool:
     """Whether a horizontal flip turns a video of one of ``classes`` into another of them."""
-    return any(HORIZONTAL_MIRROR.get(name, name) != name and HORIZONTAL_MIRROR[name] in classes for name in classes)
+    return coarse_flip_sensitive({name: (name,) for name in classes})
+
+
+def coarse_flip_sensitive(groups: Mapping[str, Sequence[str]]) -> bool:
+    """Whether a horizontal flip moves a video of one class, a group of fine classes, into another."""
+    owner = {fine: name for name, members in groups.items() for fine in members}
+    return any(owner.get(HORIZONTAL_MIRROR.get(fine, fine), name) != name for fine, name in owner.items())
 
 
 # --------------------------------------------------------------------------------------------------
