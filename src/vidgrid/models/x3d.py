@@ -185,10 +185,9 @@ def expand_to_cost(
     target) finds the two networks around the target; the one nearer in log-cost wins (ties: the
     smaller). ``fields``: further config fields (``conv_b``, ``se``...)."""
     grow = AXES[axis].grow
-    network_cost = functools.cache(lambda cfg: clip_gmacs(cfg, num_classes=num_classes))  # many m: one network
 
     def cost(m: float) -> float:
-        return network_cost(x3d_config(grow(g, m), **fields))
+        return clip_gmacs(x3d_config(grow(g, m), **fields), num_classes=num_classes)
 
     lo, hi = 1.0, 1.5 * AXES[axis].nominal
     while cost(hi) < target:
@@ -297,9 +296,11 @@ class X3D(VideoModel):
         return self.conv5_relu(self.conv5_bn(self.conv5(x)))
 
 
+@functools.lru_cache(maxsize=256)
 def clip_gmacs(cfg: X3DConfig, *, num_classes: int = 400) -> float:
     """Multiply-adds (billions) of one ``frames × crop²`` clip through the network of ``cfg``, counted
-    by ``torch.utils.flop_counter`` on the meta device (nothing is computed)."""
+    by ``torch.utils.flop_counter`` on the meta device (nothing is computed); remembered per network,
+    as the expansion search measures each candidate while bisecting and again when training it."""
     with torch.device("meta"):
         model = X3D(cfg, num_classes=num_classes)
     return count_gmacs(model, model.default_input)
