@@ -9,8 +9,8 @@ time (``timing``), or a mix of motions (``motion``). What each class looks like 
 Colours, sizes, speeds, positions, the background gradient and the distractors are random; every
 video is drawn from ``numpy.random.default_rng((seed, split, class, number))`` (``class``: the
 class's position in :data:`~vidgrid.data.synthetic_classes.CLASSES`, whatever set it is in), so the
-rendered frames are reproducible from ``seed`` and the options whatever the number of worker
-processes (x264's threaded encoder may still round a few pixel values differently between runs).
+rendered frames, and the files (:class:`~vidgrid.data.encode.VideoWriter` encodes deterministically),
+are reproducible from ``seed`` and the options whatever the number of worker processes.
 Output layout::
 
     OUT/train/<class>/<class>_000.mp4 ...   OUT/val/<class>/...
