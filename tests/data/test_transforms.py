@@ -30,10 +30,21 @@ def test_resize_keeps_dtype_layout_and_constant_images() -> None:
     assert transforms.resize_short_side(_clip(h=64, w=48), 24).shape == (4, 32, 24, 3)
 
 
-@pytest.mark.parametrize(("crop", "expected"), [(224, (256, 320)), (112, (128, 320)), (158, (181, 320)), (64, (73, 320))])
+@pytest.mark.parametrize(("crop", "expected"), [(224, (256, 320)), (112, (128, 160)), (158, (181, 226)), (64, (73, 91))])
 def test_jitter_range_scales_with_the_crop(crop: int, expected: tuple[int, int]) -> None:
-    # paper §4: [256·s/S, max_short] at S = 224
+    # the base interval [256, 320] at S = 224, times s/S: every crop spans the base crop's share of the frame
     assert transforms.jitter_range(crop, 224, 256, 320) == expected
+
+
+@pytest.mark.parametrize("crop", [23, 32, 45, 64])
+def test_every_multigrid_crop_spans_the_base_crops_share_of_the_frame(crop: int) -> None:
+    # demo recipe: 64² crops of a 64-80 px short side span 80-100% of it; a 23² crop must too (§3.1:
+    # a coarser grid over the same span), not zoom into a window that may miss the object
+    rng = random.Random(crop)
+    for _ in range(200):
+        short = rng.randint(*transforms.jitter_range(crop, 64, 64, 80))
+        _, _, side, _ = transforms.rescale_crop_box(120, 160, crop, short, rng)
+        assert 0.79 <= side / 120 <= 1.0
 
 
 def test_jitter_range_never_goes_below_the_crop() -> None:

@@ -47,9 +47,9 @@ class DataConfig:
     spatial_sampling: Literal["rescale_crop", "resized_crop"] = "rescale_crop"
     """``rescale_crop``: short-side jitter then a random crop; ``resized_crop``: RandomResizedCrop."""
     min_short: int = 256
-    """Smallest short side of the training jitter at crop S (scaled by s/S for smaller crops)."""
+    """Smallest short side of the training jitter at crop S (both ends scaled by s/S for a crop s < S)."""
     max_short: int = 320
-    """Largest short side of the training jitter."""
+    """Largest short side of the training jitter at crop S."""
     flip: bool | None = None
     """Random horizontal flip; ``None`` = on unless the dataset's ``meta.json`` says it is flip-sensitive."""
     rand_augment: bool = False

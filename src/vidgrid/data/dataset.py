@@ -7,7 +7,7 @@ yields it (multigrid paper §3.1, §4 "Multigrid Training Details"):
 - time: stride uniform in [τ, τ·T/t] with a random start (``stride``), or one random frame per equal
   segment (``segment``, SSv2: any video of one frame or more, frames repeated when it has fewer than
   t, as the SlowFast and MViT SSv2 pipelines do); a span longer than the video repeats the last frame;
-- space: short-side jitter in [round(min_short·s/S), max_short] then a random s×s crop
+- space: short-side jitter in [min_short, max_short]·s/S (the base crop's spans) then a random s×s crop
   (``rescale_crop``), or RandomResizedCrop to s×s (``resized_crop``); optional horizontal flip and
   RandAugment (one op sequence per clip).
 
