@@ -35,6 +35,7 @@ def test_recipe_only_overrides_defaults(tmp_path):
         ("optim.lr=abc", "'optim.lr' = 'abc': expected a number"),
         ("train.epochs=1.5", "'train.epochs' = 1.5: expected an integer"),
         ("optim.lr=-1", "'optim.lr' = -1.0: expected a positive number"),
+        ("data.cache_gb=-2", "'data.cache_gb' = -2.0: expected a number of GB >= 0 (0 = no cache)"),
         ("optim.name=lamb", "expected one of 'sgd', 'adamw'"),
         ("data.mean=[0.5, 0.5]", "'data.mean'"),
         ("optim.lr", "expected KEY=VALUE"),

@@ -242,6 +242,7 @@ def validate(cfg: Config) -> None:
         (0 < cfg.data.min_short <= cfg.data.max_short, "data.min_short", "0 < min_short <= data.max_short"),
         (all(s > 0 for s in cfg.data.std), "data.std", "positive values"),
         (cfg.data.workers >= 0, "data.workers", "an integer >= 0"),
+        (cfg.data.cache_gb >= 0, "data.cache_gb", "a number of GB >= 0 (0 = no cache)"),
         (cfg.data.max_retries >= 0, "data.max_retries", "an integer >= 0"),
         (cfg.data.loader_timeout_s >= 0, "data.loader_timeout_s", "a number >= 0 (0 = wait forever)"),
         (0 <= cfg.data.rand_augment_magnitude <= 10, "data.rand_augment_magnitude", "an integer in 0..10"),

@@ -64,6 +64,10 @@ class DataConfig:
     """Per-channel std of pixels in [0, 1], divided on the device."""
     workers: int = 4
     """DataLoader worker processes per training process."""
+    cache_gb: float = 0.0
+    """Decoded training videos kept in memory, in GB per loader process, shared out among the
+    ``datasets`` (0 = off): each video kept is decoded once instead of once per clip
+    (:mod:`vidgrid.data.frame_cache`)."""
     max_retries: int = 10
     """How many replacement samples are tried when a video cannot be decoded."""
     loader_timeout_s: float = 600.0

@@ -49,6 +49,7 @@ from torch.utils.data import Dataset
 from vidgrid.data import sampling, transforms
 from vidgrid.data.boxes import ClipView, crop_view
 from vidgrid.data.decode import DecodeError, decode_frames, probe_video
+from vidgrid.data.frame_cache import DecodedVideoCache
 from vidgrid.data.randaugment import rand_augment as apply_rand_augment
 from vidgrid.errors import DataError
 from vidgrid.types import ClipShape
@@ -186,11 +187,13 @@ class VideoClipDataset(Dataset):
         rand_augment: tuple[int, int] | None = None,
         max_retries: int = 10,
         seed: int = 0,
+        cache_bytes: int = 0,
     ) -> None:
         """``target``: a sample's target tensor given where its clip was cut (the task's
         :meth:`vidgrid.tasks.Task.clip_target`).
         ``rand_augment``: (ops n, magnitude m) or None = off. ``base_frames`` T, ``sampling_rate`` τ
-        and ``base_crop`` S are the base grid the multigrid shapes are relative to."""
+        and ``base_crop`` S are the base grid the multigrid shapes are relative to. ``cache_bytes``:
+        decoded videos kept per process (:mod:`~vidgrid.data.frame_cache`; 0 = decode every clip)."""
         if not annotations.samples:
             raise DataError("training annotations contain no videos")
         self.annotations = annotations
@@ -206,6 +209,7 @@ class VideoClipDataset(Dataset):
         self.rand_augment = rand_augment
         self.max_retries = max_retries
         self.seed = seed
+        self._cache = DecodedVideoCache(cache_bytes)
         self._failures = _FailureTable(annotations.samples)
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
 
@@ -265,7 +269,7 @@ class VideoClipDataset(Dataset):
             indices = sampling.random_segment_indices(num_frames, shape.frames, rng)
         else:
             indices = sampling.random_stride_indices(num_frames, shape.frames, self.base_frames, self.sampling_rate, rng)
-        frames = decode_frames(self.annotations.samples[index].path, indices, threads=1)  # (t, H, W, 3); workers parallelise
+        frames = self._cache.frames(self.annotations.samples[index].path, num_frames, indices)  # (t, H, W, 3)
         frame_size = (frames.shape[1], frames.shape[2])
         if self.spatial_sampling == "resized_crop":
             frames, box = transforms.random_resized_crop(frames, shape.crop, rng)

@@ -74,11 +74,13 @@ def load_dataset_split(cfg: Config, k: int, which: str) -> Annotations:
 
 def dataset_recipe(cfg: Config, name: str) -> Config:
     """The single-dataset recipe of the dataset ``name`` of ``datasets``: its lists, clip sampling and
-    test views in ``data`` and ``eval`` (0 = the recipe's own), everything else the recipe's."""
+    test views in ``data`` and ``eval`` (0 = the recipe's own), its share of ``data.cache_gb``,
+    everything else the recipe's."""
     d = next(d for d in cfg.datasets if d.name == name)
     data = dataclasses.replace(
         cfg.data, train_list=d.train_list, val_list=d.val_list, root=d.root, format=d.format, classes=d.classes,
         flip=d.flip, temporal_sampling=d.temporal_sampling, sampling_rate=d.sampling_rate or cfg.data.sampling_rate,
+        cache_gb=cfg.data.cache_gb / len(cfg.datasets),
     )
     test = dataclasses.replace(cfg.eval, clips=d.eval_clips or cfg.eval.clips, crops=d.eval_crops or cfg.eval.crops)
     return dataclasses.replace(cfg, data=data, eval=test, datasets=[])
@@ -103,7 +105,7 @@ def train_dataset(cfg: Config, annotations: Annotations, task: Task) -> VideoCli
         base_crop=cfg.data.crop, temporal_sampling=cfg.data.temporal_sampling, spatial_sampling=cfg.data.spatial_sampling,
         min_short=cfg.data.min_short, max_short=cfg.data.max_short, flip=use_flip(cfg, annotations),
         rand_augment=(cfg.data.rand_augment_ops, cfg.data.rand_augment_magnitude) if cfg.data.rand_augment else None,
-        max_retries=cfg.data.max_retries, seed=cfg.train.seed,
+        max_retries=cfg.data.max_retries, seed=cfg.train.seed, cache_bytes=int(cfg.data.cache_gb * 2**30),
     )
 
 
