@@ -64,9 +64,9 @@ def jitter_range(crop_size: int, base_crop: int, min_short: int, max_short: int)
 
     The paper's implementation (§4, "Multigrid Training Details") scales only the lower end,
     [256·s/S, 340], which adds windows the recipe never trained on, down to s/340 of the short side
-    (a third for s = 112). Where the class evidence fills the frame that is harmless; where it is an
-    object somewhere in the frame, those windows often miss it and train on noise. A 64² base on
-    160×120 static shapes: 41.0% top-1 (2 seeds) with the paper's interval, 48.0% with this one.
+    (a third for s = 112). Kinetics' actions mostly fill the frame; where the evidence is an object
+    somewhere in the frame, those windows often miss it and the coarse shapes train on noise. A 64²
+    base on 160×120 static shapes: 41.0% top-1 (2 seeds) with the paper's interval, 48.0% with this.
     """
     low = max(crop_size, round(min_short * crop_size / base_crop))
     return low, max(low, round(max_short * crop_size / base_crop))
