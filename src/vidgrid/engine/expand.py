@@ -41,6 +41,7 @@ import yaml
 
 from vidgrid.config import Config, config_to_dict, load_config, save_config
 from vidgrid.config.sections import ExpandConfig
+from vidgrid.data.transforms import jitter_range
 from vidgrid.engine.build import load_split
 from vidgrid.engine.logging import SUMMARY_FILE, atomic_write_text
 from vidgrid.errors import ConfigError, ModelError, VidgridError
@@ -120,8 +121,7 @@ def network_recipe(cfg: Config, g: Gammas) -> Config:
     out.model.options = {**cfg.model.options, **{k: getattr(net, k) for k in _GAMMA_FIELDS}}
     scale = net.crop / cfg.data.crop
     out.data.frames, out.data.sampling_rate, out.data.crop = net.frames, net.sampling_rate, net.crop
-    out.data.min_short = max(net.crop, round(cfg.data.min_short * scale))
-    out.data.max_short = max(out.data.min_short, round(cfg.data.max_short * scale))
+    out.data.min_short, out.data.max_short = jitter_range(net.crop, cfg.data.crop, cfg.data.min_short, cfg.data.max_short)
     out.eval.crop = round(cfg.eval.crop * scale)
     if cfg.eval.short_side:
         out.eval.short_side = max(round(cfg.eval.short_side * scale), out.eval.crop or net.crop)
