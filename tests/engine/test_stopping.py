@@ -111,6 +111,29 @@ def test_a_stalled_loader_worker_ends_with_one_line_after_the_loader_timeout(tra
     assert list_checkpoints(tmp_path / "run" / "checkpoints")  # the iterations before the stall are kept
 
 
+ABANDONED_HANDOVER = """
+import os, socket, sys, time
+from multiprocessing import resource_sharer
+from vidgrid.engine.loading import make_loader
+
+if sys.argv[1] == "loader-worker":
+    make_loader([], workers=1, seed=0).worker_init_fn(0)
+handle = resource_sharer.DupFd(os.open(os.devnull, os.O_RDONLY))  # how a worker hands over a batch's shared memory
+with socket.socket(socket.AF_UNIX) as receiver:  # the training process connects, then stops mid-transfer
+    receiver.connect(handle._id[0])
+time.sleep(0.5)
+"""
+
+
+@pytest.mark.slow
+def test_a_loader_worker_says_nothing_when_the_training_process_stops_mid_handover(tmp_path):
+    (tmp_path / "handover.py").write_text(ABANDONED_HANDOVER)
+    run = lambda role: subprocess.run([sys.executable, str(tmp_path / "handover.py"), role], capture_output=True, text=True, timeout=60)
+    assert "Traceback" in run("plain-process").stderr  # what a stop mid-transfer printed from every worker
+    worker = run("loader-worker")
+    assert worker.returncode == 0 and worker.stderr == ""
+
+
 @pytest.mark.slow
 def test_sigterm_while_waiting_on_a_stalled_worker_writes_the_last_iterations_checkpoint(train_argv, tmp_path, started):
     proc = start(train_argv("data.workers=1", "train.checkpoint_every=1"), tmp_path, stalling="read")

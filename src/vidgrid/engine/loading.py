@@ -7,14 +7,20 @@ stopped process). A batch that takes longer than ``data.loader_timeout_s`` is th
 bound is a SIGALRM timer around each wait rather than the DataLoader's own ``timeout``, which covers
 only the queue poll: a stopped worker can also hang the hand-over of a batch's shared memory. On leaving :func:`loading` (finished,
 stopped or failed) the workers are killed: they ignore SIGTERM (see :mod:`vidgrid.engine.stopping`)
-and a stalled one would never join, so an interpreter exit would wait on it forever.
+and a stalled one would never join, so an interpreter exit would wait on it forever. A worker whose
+batch hand-over the training process abandons (it stopped while receiving the batch's shared memory)
+stays quiet: the training process reports the stop in one line, the worker adds no traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
+import traceback
 from collections.abc import Iterable, Iterator
+from multiprocessing import resource_sharer
+from types import TracebackType
 from typing import Any
 
 import torch
@@ -36,8 +42,27 @@ def make_loader(
     return DataLoader(
         dataset, batch_sampler=batch_sampler, batch_size=1 if batch_sampler is not None else batch_size,
         num_workers=workers, pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed),
-        worker_init_fn=ignore_stop_signals, collate_fn=pad_collate,
+        worker_init_fn=_init_worker, collate_fn=pad_collate,
     )
+
+
+def _init_worker(worker_id: int) -> None:
+    """A loader worker leaves stop signals to the training process and keeps quiet about hand-overs it abandons."""
+    ignore_stop_signals(worker_id)
+    sys.excepthook = _quiet_about_abandoned_handovers(sys.excepthook)
+
+
+def _quiet_about_abandoned_handovers(report: Any) -> Any:
+    """``report`` (an excepthook), except for errors of the thread that hands a batch's shared memory to
+    the training process (:mod:`multiprocessing.resource_sharer`): those mean the training process
+    stopped mid-transfer (a stop request, an exit), which it reports itself."""
+
+    def excepthook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+        if any(frame.filename == resource_sharer.__file__ for frame in traceback.extract_tb(tb)):
+            return
+        report(kind, error, tb)
+
+    return excepthook
 
 
 class _Stalled(BaseException):
