@@ -18,7 +18,7 @@ import contextlib
 import signal
 import sys
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from multiprocessing import resource_sharer
 from types import TracebackType
 from typing import Any
@@ -52,7 +52,10 @@ def _init_worker(worker_id: int) -> None:
     sys.excepthook = _quiet_about_abandoned_handovers(sys.excepthook)
 
 
-def _quiet_about_abandoned_handovers(report: Any) -> Any:
+ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], Any]
+
+
+def _quiet_about_abandoned_handovers(report: ExceptHook) -> ExceptHook:
     """``report`` (an excepthook), except for errors of the thread that hands a batch's shared memory to
     the training process (:mod:`multiprocessing.resource_sharer`): those mean the training process
     stopped mid-transfer (a stop request, an exit), which it reports itself."""
