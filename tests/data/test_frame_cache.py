@@ -15,6 +15,7 @@ from vidgrid.tasks.classification import Classification
 from vidgrid.types import ClipShape
 
 LABEL = Classification(["a", "b"]).clip_target
+TEXTURE_FRAME, INDEX_FRAME = 48 * 64 * 3, 48 * 48 * 3  # bytes of a decoded frame of the two test videos
 
 
 @pytest.fixture
@@ -31,27 +32,27 @@ def textured_video(tmp_path):
 @pytest.mark.parametrize("indices", [[0, 4, 8, 12], [13, 21, 29, 37], [39, 39, 2, 2], [17]])
 def test_cached_frames_equal_the_clip_decoded_alone(textured_video, indices):
     cache = DecodedVideoCache(budget_bytes=2**30)
-    cache.frames(textured_video, 40, [5])  # fills the cache with every frame
+    cache.frames(textured_video, 40, [5], TEXTURE_FRAME)  # fills the cache with every frame
     assert cache.used_bytes == 40 * 48 * 64 * 3
-    assert torch.equal(cache.frames(textured_video, 40, indices), decode_frames(textured_video, indices))
+    assert torch.equal(cache.frames(textured_video, 40, indices, TEXTURE_FRAME), decode_frames(textured_video, indices))
 
 
 def test_a_video_past_the_budget_is_served_but_not_kept(textured_video, make_index_video):
     other = make_index_video(frames=40, size=48)
     cache = DecodedVideoCache(budget_bytes=40 * 48 * 64 * 3)
-    cache.frames(textured_video, 40, [0])
-    assert torch.equal(cache.frames(other, 40, [3, 7]), decode_frames(other, [3, 7]))
-    assert torch.equal(cache.frames(other, 40, [1]), decode_frames(other, [1]))
+    cache.frames(textured_video, 40, [0], TEXTURE_FRAME)
+    assert torch.equal(cache.frames(other, 40, [3, 7], INDEX_FRAME), decode_frames(other, [3, 7]))
+    assert torch.equal(cache.frames(other, 40, [1], INDEX_FRAME), decode_frames(other, [1]))
     assert cache.used_bytes == 40 * 48 * 64 * 3  # only the first video
-    assert DecodedVideoCache(budget_bytes=0).frames(other, 40, [2]).shape == (1, 48, 48, 3)
+    assert DecodedVideoCache(budget_bytes=0).frames(other, 40, [2], INDEX_FRAME).shape == (1, 48, 48, 3)
 
 
 def test_a_stream_shorter_than_its_header_serves_the_clips_that_decode(textured_video):
     cache = DecodedVideoCache(budget_bytes=2**30)
-    assert torch.equal(cache.frames(textured_video, 60, [1, 2]), decode_frames(textured_video, [1, 2]))  # 60 > 40 frames
+    assert torch.equal(cache.frames(textured_video, 60, [1, 2], TEXTURE_FRAME), decode_frames(textured_video, [1, 2]))  # 60 > 40 frames
     assert cache.used_bytes == 0
     with pytest.raises(DecodeError, match="before frame 59"):
-        cache.frames(textured_video, 60, [59])
+        cache.frames(textured_video, 60, [59], TEXTURE_FRAME)
 
 
 def test_a_training_set_with_a_cache_gives_the_same_clips(textured_video, make_index_video):

@@ -90,6 +90,7 @@ class _FailureTable:
         self.codes = torch.zeros(len(samples), dtype=torch.int8).share_memory_()
         self.num_frames = torch.zeros(len(samples), dtype=torch.int32).share_memory_()  # 0 = not probed
         self.fps = torch.zeros(len(samples), dtype=torch.float64).share_memory_()
+        self.frame_bytes = torch.zeros(len(samples), dtype=torch.int64).share_memory_()  # H·W·3 of a decoded frame
         self.seen = torch.zeros(2, dtype=torch.int64).share_memory_()  # videos found bad, decoded by this run
 
     def is_bad(self, index: int) -> bool:
@@ -122,12 +123,14 @@ class _FailureTable:
             )
 
     def frame_count(self, index: int) -> int:
-        """The video's frame count, probed once and cached for every worker (raises DecodeError)."""
+        """The video's frame count, probed once (with its rate and frame size) and cached for every
+        worker (raises DecodeError)."""
         count = int(self.num_frames[index])
         if count == 0:
             info = probe_video(self.samples[index].path)
             count = info.num_frames
             self.fps[index] = info.fps
+            self.frame_bytes[index] = info.height * info.width * 3
             self.num_frames[index] = count
         return count
 
@@ -269,7 +272,8 @@ class VideoClipDataset(Dataset):
             indices = sampling.random_segment_indices(num_frames, shape.frames, rng)
         else:
             indices = sampling.random_stride_indices(num_frames, shape.frames, self.base_frames, self.sampling_rate, rng)
-        frames = self._cache.frames(self.annotations.samples[index].path, num_frames, indices)  # (t, H, W, 3)
+        path, frame_bytes = self.annotations.samples[index].path, int(self._failures.frame_bytes[index])
+        frames = self._cache.frames(path, num_frames, indices, frame_bytes)  # (t, H, W, 3)
         frame_size = (frames.shape[1], frames.shape[2])
         if self.spatial_sampling == "resized_crop":
             frames, box = transforms.random_resized_crop(frames, shape.crop, rng)

@@ -6,8 +6,8 @@ their clips are cheap to compute but not to decode. With a cache, each video is 
 frame of it, and later clips index the kept frames: the same pixels as decoding the clip alone.
 
 The cache is per process: each DataLoader worker fills its own (they are forked with it empty). A
-video is kept when all its frames fit in what is left of the budget (its size is known from its first
-clip, before decoding the rest); the others are decoded clip by clip as without the cache.
+video is kept when all its frames fit in what is left of the budget (its size is known from its header,
+before decoding anything); the others are decoded clip by clip as without the cache.
 """
 
 from __future__ import annotations
@@ -29,15 +29,13 @@ class DecodedVideoCache:
         self._videos: dict[str, torch.Tensor] = {}
         self._undecodable: set[str] = set()  # the whole video fails to decode: its clips are decoded alone
 
-    def frames(self, path: str | Path, num_frames: int, indices: Sequence[int]) -> torch.Tensor:
-        """uint8 (len(indices), H, W, 3): the frames ``indices`` of a video of ``num_frames`` frames,
-        as :func:`~vidgrid.data.decode.decode_frames` gives them (and with its errors)."""
+    def frames(self, path: str | Path, num_frames: int, indices: Sequence[int], frame_bytes: int) -> torch.Tensor:
+        """uint8 (len(indices), H, W, 3): the frames ``indices`` of a video of ``num_frames`` frames of
+        ``frame_bytes`` each (H·W·3, from its header), as :func:`~vidgrid.data.decode.decode_frames`
+        gives them (and with its errors)."""
         key = str(path)
         video = self._videos.get(key)
-        if video is not None:
-            return video[list(indices)]
-        clip = decode_frames(path, indices, threads=1)
-        if key not in self._undecodable and self.used_bytes + num_frames * clip[0].numel() <= self.budget_bytes:
+        if video is None and key not in self._undecodable and self.used_bytes + num_frames * frame_bytes <= self.budget_bytes:
             try:
                 video = decode_frames(path, range(num_frames), threads=1)
             except DecodeError:  # e.g. a header that promises more frames than the stream holds
@@ -45,4 +43,6 @@ class DecodedVideoCache:
             else:
                 self._videos[key] = video
                 self.used_bytes += video.nbytes
-        return clip
+        if video is not None:
+            return video[list(indices)]
+        return decode_frames(path, indices, threads=1)

@@ -46,13 +46,14 @@ def make_loader(
     )
 
 
+ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], Any]
+"""sys.excepthook's signature."""
+
+
 def _init_worker(worker_id: int) -> None:
     """A loader worker leaves stop signals to the training process and keeps quiet about hand-overs it abandons."""
     ignore_stop_signals(worker_id)
     sys.excepthook = _quiet_about_abandoned_handovers(sys.excepthook)
-
-
-ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], Any]
 
 
 def _quiet_about_abandoned_handovers(report: ExceptHook) -> ExceptHook:
