@@ -98,9 +98,11 @@ def decode_everything(path: Path, frames: int, stride: int) -> Callable[[random.
 def loader_clips_per_second(paths: list[Path], *, batches: int, batch_size: int = 4) -> float:
     """Training clips/s of the full DataLoader (2 workers) producing 16×224² clips."""
     from vidgrid.data.dataset import VideoClipDataset
+    from vidgrid.tasks import task_for
 
     annotations = Annotations([Sample(p, 0) for p in paths] * 64, ["clip"], False, {})
-    dataset = VideoClipDataset(annotations, base_frames=16, sampling_rate=4, base_crop=224)
+    dataset = VideoClipDataset(annotations, target=task_for("classification", annotations).clip_target,
+                               base_frames=16, sampling_rate=4, base_crop=224)
     order = list(range(len(dataset)))
     random.Random(0).shuffle(order)
     shape = ClipShape(16, 224)

@@ -70,6 +70,7 @@ from vidgrid.engine.subbatch_bn import bn_grouping, convert_to_sub_batch_norm, s
 from vidgrid.engine.trainer import train
 from vidgrid.models.profile import training_step
 from vidgrid.multigrid.schedule import schedule_from_config
+from vidgrid.tasks import task_for
 from vidgrid.types import ClipShape
 
 MODELS = ("x3d_s", "slowfast_r50_8x8", "mvitv2_s_16x4", "x3d_xs", "x3d_m", "x3d_l", "mvitv2_b_32x3")
@@ -304,7 +305,8 @@ def loader(results: Results, s: Settings, budget: Budget, device: torch.device, 
     for name, (frames, rate, crop) in LOADER_INPUTS.items():
         if budget.spent(reserve=s.loader_seconds):
             return "budget"
-        dataset = VideoClipDataset(annotations, base_frames=frames, sampling_rate=rate, base_crop=crop)
+        dataset = VideoClipDataset(annotations, target=task_for("classification", annotations).clip_target,
+                                   base_frames=frames, sampling_rate=rate, base_crop=crop)
         shape = ClipShape(frames, crop)
         batches = [[(i % len(dataset), shape) for i in range(b * s.loader_batch, (b + 1) * s.loader_batch)] for b in range(10_000)]
         clips_per_s = loader_speed(DataLoader(dataset, batch_sampler=batches, num_workers=s.workers,
