@@ -6,13 +6,15 @@ Pure Python (no torch), so that the arithmetic and the partial-save behaviour ar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 PEAK_BF16_FLOPS = 989e12
 """Dense bf16 tensor-core peak of an H100/H200 SXM (NVIDIA's datasheet: 989 TFLOP/s without sparsity).
@@ -69,6 +71,32 @@ class Budget:
 
     def spent(self, reserve: float = 0.0) -> bool:
         return self.left() <= reserve
+
+
+class TimeLimit(Exception):
+    """A measurement ran past the seconds it was given."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`TimeLimit` in the block after ``seconds`` (SIGALRM; main thread only). A section's
+    budget is checked between measurements only, so one long measurement (a torch.compile of X3D-S took
+    2 minutes on an H200; one with dynamic shapes had not finished after 100 s) could otherwise overrun
+    the whole run. Python handles the signal between bytecodes, which Dynamo's and Inductor's
+    compilation, being Python, reaches often."""
+    if seconds <= 0:
+        raise TimeLimit("no time left")
+
+    def stop(signum: int, frame: Any) -> None:
+        raise TimeLimit(f"stopped after {seconds:.1f} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def section_budget(planned: dict[str, float], section: str, total_left: float) -> float:

@@ -20,8 +20,9 @@ its budget stops starting measurements and is marked ``budget``):
    automatic dynamic shapes (the trainer's ``model.compile``), ``dynamic=True`` and ``dynamic=False``
    (one graph per shape): recompiles, total and steady time, and the cheapest over the demo's run.
 4. ``demo``: the synthetic-data demo's baseline vs multigrid wall clock, data pipeline in the loop
-   (``vidgrid.engine.trainer.train``, bf16, channels_last_3d, 15 loader workers) at 20 baseline epochs
-   (the recipe's 40 do not fit the budget; its LR stages are scaled as in ``bench_multigrid``).
+   (``vidgrid.engine.trainer.train``, bf16, channels_last_3d, 15 loader workers) at 8 baseline epochs
+   (the recipe's 40 do not fit the budget: on an H200 20 epochs took 147 s, 59 ms per iteration of 8
+   clips; its LR stages are scaled as in ``bench_multigrid``).
 5. ``loader``: decoded training clips/s of the DataLoader with 15 workers at X3D-M and SlowFast inputs
    after ``data prepare``, against what the GPU consumes (section 2), and GPU-side normalise/flip/crop.
 
@@ -38,6 +39,7 @@ import argparse
 import contextlib
 import datetime
 import io
+import logging
 import os
 import platform
 import sys
@@ -58,7 +60,9 @@ from benchmarks.gpu_models import (
     Subject, autocast, check_bf16_training, forward_gmacs, measure_fitting, pytorchvideo_subjects, release, synchronizer,
     timed_clips_per_s, vidgrid_subject,
 )
-from benchmarks.gpu_results import PEAK_BF16_FLOPS, Budget, Results, cheapest_compile_mode, section_budget
+from benchmarks.gpu_results import (
+    PEAK_BF16_FLOPS, Budget, Results, TimeLimit, cheapest_compile_mode, section_budget, time_limit,
+)
 from vidgrid.config import load_config
 from vidgrid.data.annotations import Annotations, Sample
 from vidgrid.data.dataset import VideoClipDataset
@@ -133,7 +137,7 @@ class Settings:
 GPU = Settings(
     device="cuda", compile_backend="inductor", compile_reserve=30.0, tiny=None, models=MODELS, batch=None,
     min_steps=2, max_steps=10, figure_s=1.5, check_batch=8, check_steps=6, tolerance=0.05, precision="bf16",
-    mg_rounds=3, demo_epochs=20, demo_train_per_class=100, workers=15, loader_batch=32, loader_seconds=8.0,
+    mg_rounds=3, demo_epochs=8, demo_train_per_class=100, workers=15, loader_batch=32, loader_seconds=8.0,
     total_s=470, budgets={"correctness": 40, "models": 220, "multigrid_compile": 70, "demo": 90, "loader": 40},
 )
 DRY = Settings(
@@ -184,7 +188,7 @@ def models(results: Results, s: Settings, budget: Budget, device: torch.device) 
             subject, variant, batch=s.batch or recipe_batch(subject.model), device=device,
             gmacs=gmacs[subject.model, subject.source], min_steps=s.min_steps, max_steps=s.max_steps,
             seconds=s.figure_s, compile_backend=s.compile_backend,
-        ), model=subject.model, source=subject.source, variant=variant)
+        ), budget, model=subject.model, source=subject.source, variant=variant)
         results.add("models", row)
         if "error" not in row:
             peak = f"{row['peak_memory_gib']:.1f} GiB" if row["peak_memory_gib"] is not None else "-"
@@ -221,7 +225,7 @@ def multigrid_compile(results: Results, s: Settings, budget: Budget, device: tor
             if budget.spent(reserve=2.0 if mode == "eager" else s.compile_reserve):
                 return "budget"
             row = _guarded(lambda: compile_run(cfg, plan, mode, rounds=s.mg_rounds, s=s, device=device),
-                           cycle=cycle, mode=mode)
+                           budget, cycle=cycle, mode=mode)
             results.add("multigrid_compile", row)
             if "error" in row:
                 continue
@@ -384,13 +388,15 @@ def best_speeds(results: Results) -> dict[str, float]:
 # the run
 
 
-def _guarded(measure: Callable[[], dict[str, Any]], **where: Any) -> dict[str, Any]:
-    """One measurement; a failure becomes a row with the error (printed with its traceback) so that the
-    run goes on to the next figure."""
+def _guarded(measure: Callable[[], dict[str, Any]], budget: Budget, **where: Any) -> dict[str, Any]:
+    """One measurement within what is left of ``budget``; a failure or an overrun becomes a row with the
+    error (a failure's traceback printed) so that the run goes on to the next figure."""
     try:
-        return {**where, **measure()}
+        with time_limit(budget.left()):
+            return {**where, **measure()}
     except Exception as e:  # noqa: BLE001: one broken figure must not cost the run
-        traceback.print_exc()
+        if not isinstance(e, TimeLimit):
+            traceback.print_exc()
         return {**where, "error": f"{type(e).__name__}: {e}".splitlines()[0]}
 
 
@@ -412,6 +418,9 @@ SECTIONS = ("correctness", "models", "multigrid_compile", "demo", "loader")
 def run(out: Path, work: Path, *, dry: bool, sections: tuple[str, ...]) -> Results:
     """Every section in order, within its budget; returns the results (also saved under ``out``)."""
     s = DRY if dry else GPU
+    # Dynamo's symbolic shapes log a warning per failed range analysis (210 lines in one H200 run's
+    # dynamic-shape compile of the demo model), which buries the figures.
+    logging.getLogger("torch.utils._sympy.interp").setLevel(logging.ERROR)
     if dry:
         torch.set_num_threads(1)
     device = torch.device(s.device)

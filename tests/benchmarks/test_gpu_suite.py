@@ -4,6 +4,7 @@ that survives a stop, and the bf16 training check on a tiny model."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -124,3 +125,20 @@ def test_plan_measures_the_checked_models_of_both_sources_first_and_compiles_aft
         ("x3d_s", "vidgrid", "bf16+cl3d+compile"), ("x3d_s", "pytorchvideo", "bf16+cl3d+compile"),
         ("x3d_l", "vidgrid", "eager"), ("x3d_l", "vidgrid", "bf16"), ("x3d_l", "vidgrid", "bf16+cl3d+compile"),
     ]
+
+
+def test_a_measurement_past_the_sections_budget_becomes_an_error_row_and_the_run_goes_on() -> None:
+    started = time.perf_counter()
+    row = gpu_suite._guarded(lambda: time.sleep(5) or {"clips_per_s": 1.0}, Budget(0.3), model="x3d_s")
+    assert time.perf_counter() - started < 2
+    assert row == {"model": "x3d_s", "error": "TimeLimit: stopped after 0.3 s"}
+    assert gpu_suite._guarded(lambda: {"clips_per_s": 1.0}, Budget(5), model="x3d_s") == {"model": "x3d_s", "clips_per_s": 1.0}
+
+
+@pytest.mark.slow
+def test_the_loader_section_rehearses_on_cpu(tmp_path) -> None:
+    results = gpu_suite.run(tmp_path / "out", tmp_path / "work", dry=True, sections=("loader",))
+    saved = json.loads(results.json_path.read_text())
+    assert saved["sections"]["loader"]["status"] == "done"
+    speeds = [row["clips_per_s"] for row in saved["loader"] if row["what"] != "torchcodec"]
+    assert len(speeds) == 3 and all(v > 0 for v in speeds)

@@ -122,3 +122,12 @@ def test_ava_recipes_follow_the_x3d_supplement(name, frames, stride, short):
 def test_demo_detect_recipe_trains_the_detection_task_on_synthetic_data():
     cfg = load_config("demo_detect")
     assert (cfg.task.name, cfg.data.format, cfg.eval.crops) == ("detection", "ava", 0)
+
+
+def test_slowfast_recipes_train_in_bf16_channels_last_and_x3d_in_fp32_channels_first():
+    """The fastest variant of each family in the H200 figures (benchmarks/results/gpu_suite_h200_*.md)."""
+    for name in ("slowfast_r50_multigrid", "ssv2_slowfast_r50"):
+        cfg = load_config(name)
+        assert (cfg.train.precision, cfg.model.channels_last) == ("bf16", True), name
+    cfg = load_config("x3d_s_kinetics")
+    assert (cfg.train.precision, cfg.model.channels_last) == ("fp32", False)
