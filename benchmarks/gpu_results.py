@@ -77,21 +77,35 @@ class TimeLimit(Exception):
     """A measurement ran past the seconds it was given."""
 
 
+@dataclass
+class Alarm:
+    """Whether :func:`time_limit`'s alarm went off: code under test may catch :class:`TimeLimit` and
+    raise its own error instead (Dynamo wraps it in a ``TorchRuntimeError``), so the caller asks this."""
+
+    seconds: float
+    fired: bool = False
+
+    def error(self) -> str:
+        return f"TimeLimit: stopped after {self.seconds:.1f} s"
+
+
 @contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Raise :class:`TimeLimit` in the block after ``seconds`` (SIGALRM; main thread only). A section's
+def time_limit(alarm: Alarm) -> Iterator[None]:
+    """Raise :class:`TimeLimit` in the block after ``alarm.seconds`` (SIGALRM; main thread only). A section's
     budget is checked between measurements only, so one long measurement (a torch.compile of X3D-S took
     2 minutes on an H200; one with dynamic shapes had not finished after 100 s) could otherwise overrun
     the whole run. Python handles the signal between bytecodes, which Dynamo's and Inductor's
     compilation, being Python, reaches often."""
-    if seconds <= 0:
-        raise TimeLimit("no time left")
+    if alarm.seconds <= 0:
+        alarm.fired = True
+        raise TimeLimit(alarm.error())
 
     def stop(signum: int, frame: Any) -> None:
-        raise TimeLimit(f"stopped after {seconds:.1f} s")
+        alarm.fired = True
+        raise TimeLimit(alarm.error())
 
     previous = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, alarm.seconds)
     try:
         yield
     finally:

@@ -13,8 +13,8 @@ its budget stops starting measurements and is marked ``budget``):
    peak memory, MFU against 989 TFLOP/s dense bf16 (``gpu_results.PEAK_BF16_FLOPS``). The batch is the
    recipe's per-GPU batch (its global batch over an 8-GPU node), halved until it fits. PyTorchVideo's
    builders of the same architectures (X3D, SlowFast; it has no MViTv2) run beside them where it
-   imports. The three checked models (both sources) first, eager variants then compiled, then the rest
-   likewise. The first compiled figure includes Inductor's one-off start-up.
+   imports. Every eager variant first (the three checked models of both sources, then the rest), then
+   the compiled ones. The first compiled figure includes Inductor's one-off start-up.
 3. ``multigrid_compile``: the demo recipe's model and multigrid shapes (short cycle: the shape and
    batch change every iteration; long cycle: every segment) under eager, ``torch.compile`` with
    automatic dynamic shapes (the trainer's ``model.compile``), ``dynamic=True`` and ``dynamic=False``
@@ -61,7 +61,7 @@ from benchmarks.gpu_models import (
     timed_clips_per_s, vidgrid_subject,
 )
 from benchmarks.gpu_results import (
-    PEAK_BF16_FLOPS, Budget, Results, TimeLimit, cheapest_compile_mode, section_budget, time_limit,
+    PEAK_BF16_FLOPS, Alarm, Budget, Results, cheapest_compile_mode, section_budget, time_limit,
 )
 from vidgrid.config import load_config
 from vidgrid.data.annotations import Annotations, Sample
@@ -199,15 +199,13 @@ def models(results: Results, s: Settings, budget: Budget, device: torch.device) 
 
 
 def measurement_plan(subjects: list[Subject], variants: list[str]) -> list[tuple[Subject, str]]:
-    """(subject, variant) in the order they are measured: the checked models from both sources first,
-    each tier's eager variants before its compiled one (``variants[-1]``), so that a budget cut leaves
-    the comparisons that matter most complete."""
+    """(subject, variant) in the order they are measured: every eager variant first (the checked models
+    of both sources, then the rest), then the compiled one (``variants[-1]``) in the same order. A
+    compilation takes minutes (X3D-S: 120 s on an H200), so a budget cut falls on compiled figures,
+    never on a model's eager ones."""
     *eager_variants, compiled_variant = variants
-    plan = []
-    for tier in (CHECKED, [m for m in MODELS if m not in CHECKED]):
-        members = [x for x in subjects if x.model in tier]
-        plan += [(x, v) for x in members for v in eager_variants] + [(x, compiled_variant) for x in members]
-    return plan
+    ordered = [x for tier in (CHECKED, [m for m in MODELS if m not in CHECKED]) for x in subjects if x.model in tier]
+    return [(x, v) for x in ordered for v in eager_variants] + [(x, compiled_variant) for x in ordered]
 
 
 def multigrid_compile(results: Results, s: Settings, budget: Budget, device: torch.device) -> str:
@@ -391,12 +389,14 @@ def best_speeds(results: Results) -> dict[str, float]:
 def _guarded(measure: Callable[[], dict[str, Any]], budget: Budget, **where: Any) -> dict[str, Any]:
     """One measurement within what is left of ``budget``; a failure or an overrun becomes a row with the
     error (a failure's traceback printed) so that the run goes on to the next figure."""
+    alarm = Alarm(budget.left())
     try:
-        with time_limit(budget.left()):
+        with time_limit(alarm):
             return {**where, **measure()}
     except Exception as e:  # noqa: BLE001: one broken figure must not cost the run
-        if not isinstance(e, TimeLimit):
-            traceback.print_exc()
+        if alarm.fired:
+            return {**where, "error": alarm.error()}
+        traceback.print_exc()
         return {**where, "error": f"{type(e).__name__}: {e}".splitlines()[0]}
 
 
