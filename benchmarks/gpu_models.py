@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.bench_models import VARIANTS
+from benchmarks.bench_models import VARIANTS, cudnn_benchmark
 from benchmarks.gpu_results import mfu
 from vidgrid.models import create_model
 from vidgrid.models.profile import training_step
@@ -169,7 +169,7 @@ def measure_variant(subject: Subject, variant: str, *, batch: int, device: torch
     """One row of the model table: training clips/s of ``subject`` in ``variant`` after one warm-up
     step (whose time, ``first_step_s``, holds the compilation in the compiled variant), the peak
     memory over model, optimizer and those steps, and the MFU."""
-    bf16, channels_last, compiled = VARIANTS[variant]
+    bf16, channels_last, compiled, benchmark = VARIANTS[variant]
     sync = synchronizer(device)
     cuda = device.type == "cuda"
     if cuda:
@@ -182,7 +182,7 @@ def measure_variant(subject: Subject, variant: str, *, batch: int, device: torch
     x = subject.inputs(batch, device, channels_last)
     y = torch.randint(0, 400, (batch,), device=device)
     try:
-        with autocast(device, bf16):
+        with autocast(device, bf16), cudnn_benchmark(benchmark):
             step = training_step(net, optimizer, x, y)
             started = time.perf_counter()
             step()

@@ -10,7 +10,8 @@ its budget stops starting measurements and is marked ``budget``):
    default inputs) and per variant (``bench_models``' CUDA variants: ``eager`` = fp32, ``bf16``,
    ``bf16+cl3d`` = bf16 + channels_last_3d, ``bf16+cl3d+compile`` = that + torch.compile): training
    clips/s, first-step time (the compile time in the compiled variant),
-   peak memory, MFU against 989 TFLOP/s dense bf16 (``gpu_results.PEAK_BF16_FLOPS``). The batch is the
+   peak memory, MFU against 989 TFLOP/s dense bf16 (``gpu_results.PEAK_BF16_FLOPS``); ``cudnn-bench``
+   variants let cuDNN time its algorithms per shape instead of choosing by heuristics. The batch is the
    recipe's per-GPU batch (its global batch over an 8-GPU node), halved until it fits. PyTorchVideo's
    builders of the same architectures (X3D, SlowFast; it has no MViTv2) run beside them where it
    imports. Every eager variant first (the three checked models of both sources, then the rest), then
@@ -20,7 +21,7 @@ its budget stops starting measurements and is marked ``budget``):
    automatic dynamic shapes (the trainer's ``model.compile``), ``dynamic=True`` and ``dynamic=False``
    (one graph per shape): recompiles, total and steady time, and the cheapest over the demo's run.
 4. ``demo``: the synthetic-data demo's baseline vs multigrid wall clock, data pipeline in the loop
-   (``vidgrid.engine.trainer.train``, bf16, channels_last_3d, 15 loader workers) at 8 baseline epochs
+   (``vidgrid.engine.trainer.train``, bf16, channels_last_3d, 15 loader workers) at 6 baseline epochs
    (the recipe's 40 do not fit the budget: on an H200 20 epochs took 147 s, 59 ms per iteration of 8
    clips; its LR stages are scaled as in ``bench_multigrid``).
 5. ``loader``: decoded training clips/s of the DataLoader with 15 workers at X3D-M and SlowFast inputs
@@ -137,8 +138,8 @@ class Settings:
 GPU = Settings(
     device="cuda", compile_backend="inductor", compile_reserve=30.0, tiny=None, models=MODELS, batch=None,
     min_steps=2, max_steps=10, figure_s=1.5, check_batch=8, check_steps=6, tolerance=0.05, precision="bf16",
-    mg_rounds=3, demo_epochs=8, demo_train_per_class=100, workers=15, loader_batch=32, loader_seconds=8.0,
-    total_s=470, budgets={"correctness": 40, "models": 220, "multigrid_compile": 70, "demo": 90, "loader": 40},
+    mg_rounds=3, demo_epochs=6, demo_train_per_class=100, workers=15, loader_batch=32, loader_seconds=8.0,
+    total_s=470, budgets={"correctness": 30, "models": 260, "multigrid_compile": 60, "demo": 80, "loader": 40},
 )
 DRY = Settings(
     device="cpu", compile_backend="eager", compile_reserve=5.0, tiny=(4, 32), models=CHECKED, batch=2,
