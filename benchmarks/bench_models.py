@@ -39,7 +39,7 @@ VARIANTS = {
     "bf16+cl3d+compile": (True, True, True, False),
 }
 """cudnn-bench: cuDNN times its algorithms for each new input shape and keeps the fastest, instead of
-choosing by heuristics (on an H200, X3D's depthwise convolutions ran 2.8x slower in channels_last_3d
+choosing by heuristics (on an H200, X3D's depthwise convolutions ran 2.5-3x slower in channels_last_3d
 under the heuristics)."""
 DEFAULT_VARIANTS = {
     "cpu": ["eager", "cl3d"],
