@@ -18,7 +18,7 @@ import argparse
 import contextlib
 import gc
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 from torch import nn
@@ -27,16 +27,24 @@ from vidgrid.models import create_model, list_models
 from vidgrid.models.profile import clips_per_s, inference_step, training_step
 
 Shape = tuple[int, int, int, int]
+class Variant(NamedTuple):
+    """How a model is run: autocast to bf16, channels_last_3d, torch.compile, cudnn.benchmark."""
+
+    bf16: bool = False
+    channels_last: bool = False
+    compiled: bool = False
+    cudnn_benchmark: bool = False
+
+
 VARIANTS = {
-    # name: (autocast to bf16, channels_last_3d, torch.compile, torch.backends.cudnn.benchmark)
-    "eager": (False, False, False, False),
-    "cl3d": (False, True, False, False),
-    "compile": (False, False, True, False),
-    "cudnn-bench": (False, False, False, True),
-    "bf16": (True, False, False, False),
-    "bf16+cl3d": (True, True, False, False),
-    "bf16+cl3d+cudnn-bench": (True, True, False, True),
-    "bf16+cl3d+compile": (True, True, True, False),
+    "eager": Variant(),
+    "cl3d": Variant(channels_last=True),
+    "compile": Variant(compiled=True),
+    "cudnn-bench": Variant(cudnn_benchmark=True),
+    "bf16": Variant(bf16=True),
+    "bf16+cl3d": Variant(bf16=True, channels_last=True),
+    "bf16+cl3d+cudnn-bench": Variant(bf16=True, channels_last=True, cudnn_benchmark=True),
+    "bf16+cl3d+compile": Variant(bf16=True, channels_last=True, compiled=True),
 }
 """cudnn-bench: cuDNN times its algorithms for each new input shape and keeps the fastest, instead of
 choosing by heuristics (on an H200, X3D's depthwise convolutions ran 2.5-3x slower in channels_last_3d
@@ -137,7 +145,7 @@ def main() -> None:
         with torch.device("meta"):
             conv = is_convolutional(create_model(name))
         for variant in variants:
-            if VARIANTS[variant][1] and not conv:
+            if VARIANTS[variant].channels_last and not conv:
                 continue  # channels_last_3d only changes the patch embedding of a transformer
             start = time.perf_counter()
             shape, train_speed, infer_speed = run_variant(name, variant, args.device, batch, steps)

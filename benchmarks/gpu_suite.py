@@ -56,7 +56,7 @@ from torch.utils.data import DataLoader
 
 from benchmarks.bench_decode import write_fixture
 from benchmarks.bench_multigrid import scaled_stages
-from benchmarks.bench_models import DEFAULT_VARIANTS
+from benchmarks.bench_models import DEFAULT_VARIANTS, VARIANTS
 from benchmarks.gpu_models import (
     Subject, autocast, check_bf16_training, forward_gmacs, measure_fitting, pytorchvideo_subjects, release, synchronizer,
     timed_clips_per_s, vidgrid_subject,
@@ -179,10 +179,9 @@ def models(results: Results, s: Settings, budget: Budget, device: torch.device) 
         print(f"  {why_not}", flush=True)
     subjects += theirs
     gmacs = {(x.model, x.source): forward_gmacs(x) for x in subjects}
-    compiled_variant = DEFAULT_VARIANTS["cuda"][-1]
     status = "done"
     for subject, variant in measurement_plan(subjects, DEFAULT_VARIANTS["cuda"]):
-        if budget.spent(reserve=s.compile_reserve if variant == compiled_variant else 2.0):
+        if budget.spent(reserve=s.compile_reserve if VARIANTS[variant].compiled else 2.0):
             status = "budget"  # a compiled figure may not fit where an eager one still does
             continue
         row = _guarded(lambda: measure_fitting(
@@ -201,12 +200,13 @@ def models(results: Results, s: Settings, budget: Budget, device: torch.device) 
 
 def measurement_plan(subjects: list[Subject], variants: list[str]) -> list[tuple[Subject, str]]:
     """(subject, variant) in the order they are measured: every eager variant first (the checked models
-    of both sources, then the rest), then the compiled one (``variants[-1]``) in the same order. A
-    compilation takes minutes (X3D-S: 120 s on an H200), so a budget cut falls on compiled figures,
-    never on a model's eager ones."""
-    *eager_variants, compiled_variant = variants
+    of both sources, then the rest), then the compiled ones in the same order. A compilation takes
+    minutes (X3D-S: 120 s on an H200), so a budget cut falls on compiled figures, never on a model's
+    eager ones."""
     ordered = [x for tier in (CHECKED, [m for m in MODELS if m not in CHECKED]) for x in subjects if x.model in tier]
-    return [(x, v) for x in ordered for v in eager_variants] + [(x, compiled_variant) for x in ordered]
+    eager = [v for v in variants if not VARIANTS[v].compiled]
+    compiled = [v for v in variants if VARIANTS[v].compiled]
+    return [(x, v) for x in ordered for v in eager] + [(x, v) for x in ordered for v in compiled]
 
 
 def multigrid_compile(results: Results, s: Settings, budget: Budget, device: torch.device) -> str:
