@@ -34,8 +34,8 @@ def bench_overrides(data: Path, epochs: int) -> list[str]:
     """The demo recipe at a tiny per-candidate budget on the data in ``data``."""
     return [
         f"data.train_list={data / 'train.csv'}", f"data.val_list={data / 'val.csv'}",
-        "multigrid.enabled=false", f"train.epochs={epochs}", "schedule.steps=[0]", "schedule.lrs=[1.0]",
-        "schedule.warmup_epochs=1", "optim.name=adamw", "optim.lr=0.003", "optim.weight_decay=0.0",
+        "multigrid.enabled=false", f"train.epochs={epochs}", "schedule.policy=cosine", "schedule.steps=[0]",
+        "schedule.lrs=[1.0]", "schedule.warmup_epochs=1", "optim.name=adamw", "optim.lr=0.003", "optim.weight_decay=0.0",
         "train.log_every=50", "expand.start_gammas={s: 0.5, w: 0.5}",
     ]
 

@@ -11,13 +11,13 @@ training videos each (rendered from its fine classes in turn, none of them A's),
 - (b) A and B jointly, a head each, no informative and no projection loss;
 - (c) full MultiTrain (informative loss 0.1 × (25 · variance + 1 · covariance), projections 1.0).
 
-The recipe is the demo's without multigrid, where X3D-XS learns this data: width 0.5, 8 frames at
-stride 4, 64² crops of a 64-80 px short side, SGD at 0.04 per 16 clips with momentum, a half-period
-cosine after a warm-up over the first tenth. The joint arms give each dataset a linear head, as (a)'s
-classifier, and a 512-wide expander, and draw each A video 3 times an epoch (A is 300 of an epoch's
-800 clips). At this budget (a) overfits A's 100 videos (training loss < 0.1) and errs mostly between
-the coarse groups (a still shape called ``grow``), the distinctions B teaches. About 5 minutes an arm
-on 2 CPU cores, about 30 for the default two seeds.
+The recipe is the demo's model, clips and optimizer without multigrid, where X3D-XS learns this
+data: width 0.5, 8 frames at stride 4, 64² crops of a 64-80 px short side, SGD at 0.04 per 16 clips
+with momentum, and a half-period cosine after a warm-up over the first tenth. The joint arms give
+each dataset a linear head, as (a)'s classifier, and a 512-wide expander, and draw each A video 3
+times an epoch (A is 300 of an epoch's 800 clips). At this budget (a) overfits A's 100 videos
+(training loss < 0.1) and errs mostly between the coarse groups (a still shape called ``grow``), the
+distinctions B teaches. About 5 minutes an arm on 2 CPU cores, about 30 for the default two seeds.
 
 Prints the top-1 on A and on B of each arm, and for (c) the share of the classes with a true
 correspondence whose top-1 projection pair is that correspondence (A → B: a fine class's coarse

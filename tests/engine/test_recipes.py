@@ -9,6 +9,7 @@ from vidgrid.models import list_models
 from vidgrid.models.mvit import MViT
 from vidgrid.engine.optim import lr_at, scaled_lr
 from vidgrid.multigrid.schedule import schedule_from_config
+from vidgrid.types import ClipShape
 
 
 @pytest.mark.parametrize("name", list_recipes())
@@ -131,3 +132,16 @@ def test_slowfast_recipes_train_in_bf16_channels_last_and_x3d_in_fp32_channels_f
         assert (cfg.train.precision, cfg.model.channels_last) == ("bf16", True), name
     cfg = load_config("x3d_s_kinetics")
     assert (cfg.train.precision, cfg.model.channels_last) == ("fp32", False)
+
+
+def test_demo_recipe_trains_its_base_shape_at_the_full_lr():
+    """Multigrid paper Appendix A.1: under a cosine the larger (later) shapes train at small LRs. The
+    demo's step LR keeps its first base-shape epochs at the full LR and ends at a tenth of it."""
+    cfg = load_config("demo")
+    schedule = schedule_from_config(cfg)
+    base = [seg for seg in schedule.segments if seg.shape == ClipShape(cfg.data.frames, cfg.data.crop)]
+    assert cfg.schedule.policy == "step"
+    assert schedule.lr_factor(base[0].start_epoch) == pytest.approx(1.0)
+    assert schedule.lr_factor(schedule.total_epochs - 0.5) == pytest.approx(0.1)
+    baseline = schedule_from_config(load_config("demo", ["multigrid.enabled=false"]))
+    assert baseline.lr_factor(0.0) == 1.0 and baseline.lr_factor(baseline.total_epochs - 0.5) == pytest.approx(0.1)
