@@ -36,6 +36,7 @@ from pathlib import Path
 
 from vidgrid.config import Config, load_config
 from vidgrid.data.synthetic import write_synthetic_dataset
+from vidgrid.engine.logging import METRICS_FILE, read_metrics
 from vidgrid.engine.trainer import train
 from vidgrid.errors import VidgridError
 from vidgrid.multigrid.schedule import schedule_from_config
@@ -128,8 +129,7 @@ def training_seconds(folder: Path) -> float:
     """Wall time of the training alone: the clock of the run's last training record (the summary's
     also holds multigrid's precise BN and the validation, which on the suite's 1,000 validation
     videos take a tenth to a fifth of a multigrid run)."""
-    records = (json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines())
-    return max(r["wall_s"] for r in records if r.get("split") == "train")
+    return max(r["wall_s"] for r in read_metrics(folder / METRICS_FILE) if r.get("split") == "train")
 
 
 def _train(cfg: Config, folder: Path, title: str) -> dict:
@@ -150,9 +150,7 @@ def suite_verdict(table: list[dict]) -> list[dict]:
         arms = {arm: [r for r in table if r["dataset"] == name and r["arm"] == arm] for arm in ("baseline", "multigrid")}
         if not all(arms.values()):
             continue
-        top1 = {arm: statistics.fmean(r["top1"] for r in runs) for arm, runs in arms.items()}
-        wall, training = ({arm: statistics.fmean(r[key] for r in runs) for arm, runs in arms.items()}
-                          for key in ("wall_time_s", "training_s"))
+        top1, wall, training = (_mean_per_arm(arms, key) for key in ("top1", "wall_time_s", "training_s"))
         points = 100 * (top1["multigrid"] - top1["baseline"])
         speedup = wall["baseline"] / wall["multigrid"]
         verdict.append({"dataset": name, "baseline_top1": top1["baseline"], "multigrid_top1": top1["multigrid"],
@@ -160,6 +158,11 @@ def suite_verdict(table: list[dict]) -> list[dict]:
                         "training_speedup": training["baseline"] / training["multigrid"],
                         "passed": points >= -1.0 and speedup >= 2.5})
     return verdict
+
+
+def _mean_per_arm(arms: dict[str, list[dict]], key: str) -> dict[str, float]:
+    """The mean of ``key`` over each arm's runs (its seeds)."""
+    return {arm: statistics.fmean(r[key] for r in runs) for arm, runs in arms.items()}
 
 
 def format_suite(table: list[dict]) -> str:
