@@ -145,3 +145,15 @@ def test_demo_recipe_trains_its_base_shape_at_the_full_lr():
     assert schedule.lr_factor(schedule.total_epochs - 0.5) == pytest.approx(0.1)
     baseline = schedule_from_config(load_config("demo", ["multigrid.enabled=false"]))
     assert baseline.lr_factor(0.0) == 1.0 and baseline.lr_factor(baseline.total_epochs - 0.5) == pytest.approx(0.1)
+
+
+def test_demo_recipe_spends_the_coarse_shapes_on_steps_not_batch():
+    """The demo caps every step at 4x its base batch: the paper's long-cycle epochs, 1.4x the steps."""
+    capped = schedule_from_config(load_config("demo"))
+    eq1 = schedule_from_config(load_config("demo", ["multigrid.max_batch_factor=0"]))
+    assert max(b for seg in capped.segments for b in seg.global_batches) == 32
+    assert max(b for seg in eq1.segments for b in seg.global_batches) == 128
+    assert [(s.start_epoch, s.end_epoch, s.shapes) for s in capped.segments] == [
+        (s.start_epoch, s.end_epoch, s.shapes) for s in eq1.segments]
+    assert (capped.total_iterations(1000), eq1.total_iterations(1000)) == (2316, 1658)
+    assert schedule_from_config(load_config("demo", ["multigrid.enabled=false"])).total_iterations(1000) == 5000

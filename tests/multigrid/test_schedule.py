@@ -268,3 +268,25 @@ def test_frame_floor_trades_frames_for_crop_at_the_same_cost():
         for x, y in zip(a.shapes, b.shapes):
             assert x.frames * x.crop**2 == pytest.approx(y.frames * y.crop**2, rel=0.06)  # whole pixels
     assert paper(long_cycle=LONG, short_cycle=SHORT, min_frames=3) == paper(long_cycle=LONG, short_cycle=SHORT)
+
+
+def test_batch_cap_cuts_the_papers_epochs_into_more_smaller_steps():
+    demo = dict(base=ClipShape(8, 64), base_batch=8, epochs=40, stage_starts=[0, 26], stage_lrs=[1, 0.1],
+                long_cycle=LONG, short_cycle=SHORT, epoch_factor=1.5, min_frames=3)
+    eq1, capped = build_schedule(**demo), build_schedule(**demo, max_batch_factor=2)
+    assert [s.global_batches for s in eq1.segments[:3]] == [(128, 64, 64), (64, 32, 32), (64, 32, 16)]
+    assert [s.global_batches for s in capped.segments[:3]] == [(16, 16, 16), (16, 16, 16), (16, 16, 16)]
+    assert capped.segments[-1].global_batches == (16, 16, 8)  # the base shape keeps B
+    for a, b in zip(eq1.segments, capped.segments):  # the paper's shapes, epochs and LR stages
+        assert (a.shapes, a.start_epoch, a.end_epoch, a.lr_stage) == (b.shapes, b.start_epoch, b.end_epoch, b.lr_stage)
+        assert b.lr_multiplier == b.base_batch / 8  # linear scaling rule on the capped batch
+    assert [s.lr_multiplier for s in capped.segments] == [2, 2, 2, 1, 1, 1]
+    assert eq1.stage_starts == capped.stage_starts
+    assert capped.total_iterations(300) == 1204 and eq1.total_iterations(300) == 505
+    # a cap of 1 trains every shape at the baseline's batch and LR
+    assert {b for s in build_schedule(**demo, max_batch_factor=1).segments for b in s.global_batches} == {8}
+    # with processes the cap is a multiple of them; the paper's recipe without a cap is unchanged
+    assert build_schedule(**{**demo, "base_batch": 12}, processes=4, max_batch_factor=1.5).segments[0].global_batches == (16, 16, 16)
+    assert paper(long_cycle=LONG, short_cycle=SHORT, max_batch_factor=0) == paper(long_cycle=LONG, short_cycle=SHORT)
+    with pytest.raises(ConfigError, match="max_batch_factor"):
+        build_schedule(**demo, max_batch_factor=0.5)

@@ -143,6 +143,10 @@ class MultigridConfig:
     (Eq. 1 batch unchanged). 3 = the temporal kernel of the 3-D convolutions: fewer frames leave
     every temporal filter reading zero padding (T/4 = 2 frames of an 8-frame base); 1 = the paper's
     shapes as they are."""
+    max_batch_factor: float = 0.0
+    """Largest batch of a step relative to ``train.batch_size`` (0 = Eq. 1's, the paper's): each
+    long-cycle shape keeps its epochs, cut into more, smaller steps at a linearly scaled LR, for runs
+    too short for Eq. 1's fewer iterations (``configs/demo.yaml`` says when)."""
     bn_base_size: int = 8
     """Clips per BatchNorm group at the long-cycle batch (sub-batch BN, multigrid paper §3.2 "Batch Normalization": 8). At
     tiny crops the coarse clips leave the deepest layers a handful of positions per clip, so groups

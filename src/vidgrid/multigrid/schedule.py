@@ -27,6 +27,13 @@ Rules (§3.2 unless marked):
 * **Frame floor** (vidgrid) — a long-cycle shape keeps at least ``min_frames`` frames (3, the temporal
   kernel: fewer leave every temporal filter reading zero padding). Below it the frames double and the
   crops shrink by √2 (2×45² → 4×32²): the volume t·s², hence batch, cost and iterations, stay the paper's.
+* **Batch cap** (vidgrid) — with ``max_batch_factor`` k, no step takes more than k·B clips: each
+  long-cycle shape keeps the paper's epochs, cut into more, smaller steps. Eq. 1 trades iterations
+  for batch, which the linear scaling rule makes free only while there are iterations to spare; a run
+  of a few hundred videos and a few thousand steps has none (see ``configs/demo.yaml``). The LR
+  follows the capped long-cycle batch (linear scaling rule). Capped short-cycle positions take equal
+  batches, so an epoch sends more of its clips through the long-cycle shape than Eq. 1's 4:2:1 does:
+  compute rises a little (the demo: 0.33 of the baseline's uncapped, 0.35 at k = 4, 0.39 at k = 2).
 * **Short recipes** (vidgrid) — every LR stage, long-cycle shape and fine-tuning LR keeps at least one
   epoch; if the recipe is too short, long-cycle shapes are dropped coarsest first (``dropped_shapes``),
   never an LR stage or the base shape.
@@ -229,18 +236,22 @@ def build_schedule(
     epoch_factor: float = 1.0,
     processes: int = 1,
     min_frames: int = 1,
+    max_batch_factor: float = 0.0,
 ) -> MultigridSchedule:
     """The multigrid schedule of a baseline recipe (module docstring has the rules).
 
     ``long_cycle``: (time, space) factors of the long-cycle shapes, empty = no long cycle;
     ``short_cycle``: space factors of the short-cycle crops, empty = no short cycle;
-    ``min_frames``: the fewest frames of a long-cycle shape (:func:`frame_floor`).
+    ``min_frames``: the fewest frames of a long-cycle shape (:func:`frame_floor`);
+    ``max_batch_factor``: the largest batch of a step relative to ``base_batch`` (0 = Eq. 1's, uncapped).
     """
     if base_batch % processes:
         raise ConfigError(f"'train.batch_size' = {base_batch}: expected a multiple of the {processes} processes")
     factors = [*long_cycle, *((f, f) for f in short_cycle)]
     if any(not 0 < f <= 1 for pair in factors for f in pair):
         raise ConfigError(f"multigrid cycle factors {factors}: expected factors in (0, 1]")
+    if max_batch_factor and max_batch_factor < 1:
+        raise ConfigError(f"'multigrid.max_batch_factor' = {max_batch_factor}: expected 0 (Eq. 1's batches) or a factor >= 1")
 
     def steps_of(time_factor: float, space_factor: float) -> tuple[ShortCycleStep, ...]:
         """Short-cycle positions of a long-cycle shape: crops S·f at its frames, then the shape itself."""
@@ -275,6 +286,9 @@ def build_schedule(
         starts = [next((s.start_epoch for s in segments if s.lr_stage >= k), total) for k in range(len(stage_starts))]
         if fine_tuning_halves:
             segments, starts = _split_fine_tuning(segments, starts)
+    if max_batch_factor:
+        most = processes * math.floor(max_batch_factor * base_batch / processes)  # >= base_batch, a multiple of processes
+        segments = [_cap_batches(seg, most, base_batch) for seg in segments]
     return MultigridSchedule(
         segments=tuple(s for s in segments if s.epochs > 0), base_batch=base_batch, processes=processes, policy=policy,
         stage_starts=tuple(starts), stage_lrs=tuple(stage_lrs), cosine_end=cosine_end, dropped_shapes=dropped,
@@ -344,6 +358,13 @@ def _long_cycle_segments(
     return segments
 
 
+def _cap_batches(segment: Segment, most: int, base_batch: int) -> Segment:
+    """``segment`` with every step's batch at most ``most`` clips (same epochs, more iterations) and
+    the LR multiplier of its capped long-cycle batch."""
+    steps = tuple(ShortCycleStep(step.shape, min(step.global_batch, most)) for step in segment.steps)
+    return dataclasses.replace(segment, steps=steps, lr_multiplier=steps[-1].global_batch / base_batch)
+
+
 def _split_fine_tuning(segments: list[Segment], starts: list[int]) -> tuple[list[Segment], list[int]]:
     """Fine-tuning under the step policy: the first half of the last stage keeps the previous stage's LR."""
     last = segments[-1]
@@ -371,6 +392,7 @@ def schedule_from_config(cfg: Config, *, processes: int = 1) -> MultigridSchedul
         epoch_factor=mg.epoch_factor if enabled else 1.0,
         processes=processes,
         min_frames=mg.min_frames,
+        max_batch_factor=mg.max_batch_factor if enabled else 0.0,
     )
     return dataclasses.replace(
         schedule, multigrid=enabled, bn_base_size=mg.bn_base_size, precise_bn_batches=mg.precise_bn_batches if enabled else 0
