@@ -31,7 +31,7 @@ Rules (§3.2 unless marked):
   long-cycle shape keeps the paper's epochs, cut into more, smaller steps. Eq. 1 trades iterations
   for batch, which the linear scaling rule makes free only while there are iterations to spare; a run
   of a few hundred videos and a few thousand steps has none (see ``configs/demo.yaml``). The LR
-  follows the capped long-cycle batch (linear scaling rule). Capped short-cycle positions take equal
+  follows the capped long-cycle batch (linear scaling rule). The cap evens out the short cycle's
   batches, so an epoch sends more of its clips through the long-cycle shape than Eq. 1's 4:2:1 does:
   compute rises a little (the demo: 0.33 of the baseline's uncapped, 0.35 at k = 4, 0.39 at k = 2).
 * **Short recipes** (vidgrid) — every LR stage, long-cycle shape and fine-tuning LR keeps at least one
