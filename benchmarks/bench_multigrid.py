@@ -3,7 +3,8 @@
 Writes the synthetic dataset (``vidgrid synth``) if it is not there, trains the demo recipe
 (``configs/demo.yaml``: a small X3D-XS, base 8×64², τ = 4, SGD, stepwise LR) twice — with
 ``multigrid.enabled=false`` (baseline) and with the recipe's multigrid (long + short cycle, 1.5× the
-epochs, steps capped at 4× the base batch) — and prints wall time, iterations, epochs and validation top-1 of each, and the speedup.
+epochs, its ``multigrid.max_batch_factor``) — and prints wall time, iterations, epochs and
+validation top-1 of each, and the speedup.
 Target on the 2-core CPU machines: ≥ 2.5× wall-clock at top-1 within 1 point.
 
     python benchmarks/bench_multigrid.py [--out DIR] [--epochs N] [--seeds S ...] [--train-per-class N]
