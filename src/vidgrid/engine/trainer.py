@@ -196,12 +196,14 @@ def fit(run: Run) -> dict[str, Any]:
         if run.env.is_main else None
     )
     # one loader for the rest of the run: its workers run ahead across epoch boundaries
-    samplers = [train_sampler(run, schedule.segment_at(epoch), epoch) for epoch in range(state.epoch, schedule.total_epochs)]
+    epochs = range(state.epoch, schedule.total_epochs)
+    samplers = [train_sampler(run, schedule.segment_at(epoch), epoch) for epoch in epochs]
     if samplers:
         run.position.restore_into(samplers[0])
-    chain = EpochChain(samplers)
+    # precise BN's clips come through the same loader: its workers hold the decoded videos
+    chain = EpochChain(samplers, after=[precise_bn_batches(run, epoch + 1) if evaluates(run, epoch) else [] for epoch in epochs])
     with loading(train_loader(run, chain), timeout_s=cfg.data.loader_timeout_s, interruptible=interruptible(run)) as loaded:
-        for sampler, batches in zip(samplers, chain.lengths):
+        for sampler, batches, bn_batches in zip(samplers, chain.lengths, chain.after_lengths):
             epoch, run.position.sampler = sampler.epoch, sampler
             # switch multigrid segment: the sampler's shapes and the BN groups follow it
             segment = schedule.segment_at(epoch)
@@ -215,10 +217,12 @@ def fit(run: Run) -> dict[str, Any]:
                 return preempted(run, progress)
             state.epoch, state.step = epoch + 1, 0
             # evaluate (multigrid: with BN statistics of the base shape); a stop abandons the validation
-            last = epoch + 1 == schedule.total_epochs
-            evaluating = last or bool(cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0)
-            if evaluating:
-                precise_bn(run, progress)
+            evaluating, last = evaluates(run, epoch), epoch + 1 == schedule.total_epochs
+            if bn_batches:
+                try:
+                    precise_bn(run, progress, itertools.islice(loaded, bn_batches))
+                except StopWhileWaiting:
+                    return preempted(run, progress)
             D.average_buffers(run.model)
             metrics = validate(run, progress, out_dir=run.out_dir if last else None) if evaluating else {}
             if metrics is None:
@@ -249,8 +253,8 @@ def train_sampler(run: Run, segment: Segment, epoch: int) -> ShortCycleBatchSamp
 
 
 def train_loader(run: Run, batches: Iterable[list[tuple[int, ClipShape, int]]]) -> DataLoader:
-    """Training clips batched by ``batches`` of ``(index, shape, epoch)`` (the epochs' chained samplers,
-    or precise BN's fixed list)."""
+    """Training clips batched by ``batches`` of ``(index, shape, epoch)`` (the epochs' chained samplers
+    and precise BN's batches)."""
     return make_loader(
         run.train_set, batch_sampler=batches, workers=run.cfg.data.workers, seed=run.cfg.train.seed,
         pin_memory=run.env.device.type == "cuda",
@@ -268,30 +272,45 @@ def model_input(run: Run, clips: torch.Tensor) -> torch.Tensor:
     return clips.contiguous(memory_format=torch.channels_last_3d) if run.cfg.model.channels_last else clips
 
 
-def precise_bn(run: Run, progress: Progress | None) -> None:
-    """Recompute the BN running statistics on training clips of the base shape (at most
-    ``schedule.precise_bn_batches`` batches of this process's shard; none for a baseline) before a
-    validation. The global RNG state is restored afterwards, so a resumed run stays identical to an
-    uninterrupted one."""
+def evaluates(run: Run, epoch: int) -> bool:
+    """Whether the run validates after training ``epoch`` (0-based): the last epoch, and every
+    ``train.eval_every``."""
+    every, last = run.cfg.train.eval_every, epoch + 1 == run.schedule.total_epochs
+    return last or bool(every and (epoch + 1) % every == 0)
+
+
+def precise_bn_batches(run: Run, epoch: int) -> list[list[tuple[int, ClipShape, int]]]:
+    """The batches of this process's shard whose BN statistics replace the running ones before the
+    validation at ``epoch`` (epochs done): training clips at the base shape and batch, at most
+    ``schedule.precise_bn_batches`` of them, none for a baseline."""
     cfg, env = run.cfg, run.env
     if run.schedule.precise_bn_batches == 0:
-        return
+        return []
     last = run.schedule.segments[-1]  # trains at the base shape and batch
     shape, batch = last.shape, last.base_batch // env.world_size
-    order = torch.randperm(len(run.train_set), generator=torch.Generator().manual_seed(cfg.train.seed + run.state.epoch))
+    order = torch.randperm(len(run.train_set), generator=torch.Generator().manual_seed(cfg.train.seed + epoch))
     # the same number of clips on every process: synchronised BN groups' forward is a collective
     count = min(len(run.train_set) // env.world_size, run.schedule.precise_bn_batches * batch)
     mine = order[env.rank :: env.world_size][:count].tolist()
-    batches = [[(i, shape, run.state.epoch) for i in mine[k : k + batch]] for k in range(0, len(mine), batch)]
+    return [[(i, shape, epoch) for i in mine[k : k + batch]] for k in range(0, len(mine), batch)]
+
+
+def precise_bn(run: Run, progress: Progress | None, loaded: Iterable[tuple[torch.Tensor, torch.Tensor, Any]]) -> None:
+    """Recompute the BN running statistics on the ``loaded`` batches of :func:`precise_bn_batches`
+    before a validation. The global RNG state is restored afterwards, so a resumed run stays
+    identical to an uninterrupted one."""
+    env, last = run.env, run.schedule.segments[-1]
     rng = rng_state()
     # the groups of the last segment; the next epoch sets its own again
     D.set_bn_grouping(run.model, env, last.base_batch, bn_base_size=run.schedule.bn_base_size)
-    with run.autocast, loading(train_loader(run, batches), timeout_s=cfg.data.loader_timeout_s) as loaded:
-        inputs = ((model_input(run, clips), targets.to(env.device)) for clips, targets, _ in loaded)
-        used = recompute_bn_statistics(run.model, inputs, forward=lambda model, batch: run.task.forward(model, *batch))
-    set_rng_state(rng)
+    try:
+        with run.autocast:
+            inputs = ((model_input(run, clips), targets.to(env.device)) for clips, targets, _ in loaded)
+            used = recompute_bn_statistics(run.model, inputs, forward=lambda model, batch: run.task.forward(model, *batch))
+    finally:
+        set_rng_state(rng)
     if progress is not None:
-        progress.write(f"BatchNorm statistics recomputed on {used} batches of {batch}x{shape}")
+        progress.write(f"BatchNorm statistics recomputed on {used} batches of {last.base_batch // env.world_size}x{last.shape}")
 
 
 def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> dict[str, float] | None:
