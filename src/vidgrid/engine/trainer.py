@@ -39,7 +39,7 @@ from vidgrid.config import Config, config_to_dict
 from vidgrid.engine import distributed as D
 from vidgrid.engine.checkpoint import link_best, rng_state, set_rng_state, write_checkpoint
 from vidgrid.engine.device import normalize_clip
-from vidgrid.engine.epoch_chain import EpochChain
+from vidgrid.engine.epoch_chain import Batches, EpochChain
 from vidgrid.engine.evaluate import ViewScores, collect_scores, report
 from vidgrid.engine.loading import loading, make_loader
 from vidgrid.engine.model_card import run_facts, write_model_card
@@ -279,7 +279,7 @@ def evaluates(run: Run, epoch: int) -> bool:
     return last or bool(every and (epoch + 1) % every == 0)
 
 
-def precise_bn_batches(run: Run, epoch: int) -> list[list[tuple[int, ClipShape, int]]]:
+def precise_bn_batches(run: Run, epoch: int) -> Batches:
     """The batches of this process's shard whose BN statistics replace the running ones before the
     validation at ``epoch`` (epochs done): training clips at the base shape and batch, at most
     ``schedule.precise_bn_batches`` of them, none for a baseline."""
