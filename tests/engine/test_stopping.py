@@ -16,6 +16,7 @@ import pytest
 from test_resume import wait_for_checkpoint
 from vidgrid.data.dataset import VideoTestDataset
 from vidgrid.engine.checkpoint import list_checkpoints, load_checkpoint
+from vidgrid.engine.logging import read_metrics
 from vidgrid.engine.stopping import exit_status, resume_command
 from vidgrid.engine.trainer import train
 
@@ -164,9 +165,18 @@ def test_a_stop_during_validation_checkpoints_instead_of_finishing_it(tiny_confi
     summary = train(cfg, tmp_path / "run")
     assert summary["preempted"] == "SIGTERM" and exit_status(summary) == 143
     assert len(served) <= 2  # at most the batch under way: the other 8 of 10 videos were not scored
-    assert summary["iterations"] == 5 and summary["epochs"] == 1  # no iteration after the stop
+    assert summary["iterations"] == 5  # no iteration after the stop
+    # the checkpoint holds the first epoch at its end (5 of 5 batches), not yet validated
     ckpt = load_checkpoint(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])
-    assert ckpt["train"]["state"]["iteration"] == 5 and ckpt["train"]["state"]["epoch"] == 1 and ckpt["train"]["state"]["step"] == 0
+    assert ckpt["train"]["state"]["iteration"] == 5 and ckpt["train"]["state"]["epoch"] == 0 and ckpt["train"]["state"]["step"] == 5
+
+    # resumed, the run validates that epoch before training on: the same run as one never stopped
+    monkeypatch.setattr(VideoTestDataset, "__getitem__", view)
+    resumed, whole = train(cfg, tmp_path / "run", resume="auto"), train(cfg, tmp_path / "whole")
+    validations = lambda run: [(r["epoch"], r["top1"]) for r in read_metrics(run / "metrics.jsonl") if r["split"] == "val"]
+    assert [epoch for epoch, _ in validations(tmp_path / "whole")] == [1, 2, 3]
+    assert validations(tmp_path / "run") == validations(tmp_path / "whole")
+    assert (resumed["iterations"], resumed["epochs"], resumed["top1"]) == (whole["iterations"], whole["epochs"], whole["top1"]) == (15, 3, whole["top1"])
 
 
 def test_the_resume_hint_of_a_multi_process_run_is_a_torchrun_command(monkeypatch):

@@ -44,7 +44,8 @@ class TrainState:
     """Where the run is: the counters a checkpoint saves and ``summary.json`` reports."""
 
     epoch: int = 0
-    """Epoch being trained (after an epoch-end checkpoint: the next one)."""
+    """Epoch being trained (after an epoch-end checkpoint: the next one; after a stop during its
+    validation: that epoch, with ``step`` at its end)."""
     step: int = 0
     """Iterations of ``epoch`` done (a resumed sampler continues here)."""
     iteration: int = 0

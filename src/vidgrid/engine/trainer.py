@@ -215,6 +215,7 @@ def fit(run: Run) -> dict[str, Any]:
             state.wall_time_s = time.perf_counter() - started
             if run.stop.signal is not None:
                 return preempted(run, progress)
+            trained = state.step  # the epoch's batches: a stop before its validation resumes at their end
             state.epoch, state.step = epoch + 1, 0
             # evaluate (multigrid: with BN statistics of the base shape); a stop abandons the validation
             evaluating, last = evaluates(run, epoch), epoch + 1 == schedule.total_epochs
@@ -222,11 +223,11 @@ def fit(run: Run) -> dict[str, Any]:
                 try:
                     precise_bn(run, progress, itertools.islice(loaded, bn_batches))
                 except StopWhileWaiting:
-                    return preempted(run, progress)
+                    return unevaluated(run, progress, epoch, trained)
             D.average_buffers(run.model)
             metrics = validate(run, progress, out_dir=run.out_dir if last else None) if evaluating else {}
             if metrics is None:
-                return preempted(run, progress)
+                return unevaluated(run, progress, epoch, trained)
             # the task's per-head bookkeeping, then checkpoint (and checkpoints/best*.pt per improved metric)
             improved = state.improves(metrics, run.task.best_checkpoints()) if metrics else []
             for message in run.task.after_validation(run.model, improved) if metrics else []:
@@ -387,6 +388,13 @@ def preempted(run: Run, progress: Progress | None) -> dict[str, Any]:
         )
         run.logger.close()
     return {**summary_of(run), "preempted": run.stop.signal, "checkpoint": str(run.last_checkpoint)}
+
+
+def unevaluated(run: Run, progress: Progress | None, epoch: int, trained: int) -> dict[str, Any]:
+    """After a stop during ``epoch``'s precise BN or validation: checkpoint the epoch at its end, all
+    ``trained`` batches done, so the resumed run trains nothing more of it and evaluates it first."""
+    run.state.epoch, run.state.step = epoch, trained
+    return preempted(run, progress)
 
 
 def summary_of(run: Run) -> dict[str, Any]:
