@@ -12,13 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from test_resume import wait_for_checkpoint
-from vidgrid.data.dataset import VideoTestDataset
+from vidgrid.data.dataset import VideoClipDataset, VideoTestDataset
 from vidgrid.engine.checkpoint import list_checkpoints, load_checkpoint
 from vidgrid.engine.logging import read_metrics
 from vidgrid.engine.stopping import exit_status, resume_command
 from vidgrid.engine.trainer import train
+from vidgrid.multigrid.schedule import schedule_from_config
 
 STALLING_TRAIN = """
 import os, signal, sys, time
@@ -177,6 +179,32 @@ def test_a_stop_during_validation_checkpoints_instead_of_finishing_it(tiny_confi
     assert [epoch for epoch, _ in validations(tmp_path / "whole")] == [1, 2, 3]
     assert validations(tmp_path / "run") == validations(tmp_path / "whole")
     assert (resumed["iterations"], resumed["epochs"], resumed["top1"]) == (whole["iterations"], whole["epochs"], whole["top1"]) == (15, 3, whole["top1"])
+
+
+def test_a_stop_while_precise_bn_waits_for_a_clip_resumes_into_precise_bn_and_the_validation(tiny_config, tmp_path, monkeypatch):
+    """A multigrid run stopped while precise BN waits for a base-shape clip checkpoints its last epoch
+    at its end, unevaluated; resumed, it recomputes the statistics and validates, as a run never stopped."""
+    cfg = tiny_config("multigrid.enabled=true", "train.batch_size=2", "train.epochs=4", "train.eval_every=0")
+    total = schedule_from_config(cfg).total_epochs
+    clip = VideoClipDataset.__getitem__
+
+    def signalling(self, item):
+        if item[2] == total:  # precise BN's clips are drawn with the epochs done; training's with fewer
+            os.kill(os.getpid(), signal.SIGTERM)
+        return clip(self, item)
+
+    monkeypatch.setattr(VideoClipDataset, "__getitem__", signalling)
+    stopped = train(cfg, tmp_path / "run")
+    state = load_checkpoint(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])["train"]["state"]
+    assert stopped["preempted"] == "SIGTERM" and state["epoch"] == total - 1 and state["step"] > 0
+    assert not [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["split"] == "val"]
+
+    monkeypatch.setattr(VideoClipDataset, "__getitem__", clip)
+    resumed, whole = train(cfg, tmp_path / "run", resume="auto"), train(cfg, tmp_path / "whole")
+    assert (resumed["iterations"], resumed["epochs"], resumed["top1"]) == (whole["iterations"], total, whole["top1"])
+    bn = lambda summary: {k: v for k, v in load_checkpoint(summary["checkpoint"])["model"].items() if "running_" in k}
+    expected, got = bn(whole), bn(resumed)
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
 
 
 def test_the_resume_hint_of_a_multi_process_run_is_a_torchrun_command(monkeypatch):
