@@ -392,7 +392,7 @@ def schedule_from_config(cfg: Config, *, processes: int = 1) -> MultigridSchedul
         epoch_factor=mg.epoch_factor if enabled else 1.0,
         processes=processes,
         min_frames=mg.min_frames,
-        max_batch_factor=mg.max_batch_factor if enabled else 0.0,
+        max_batch_factor=mg.max_batch_factor,  # a baseline's batch B is never above the cap
     )
     return dataclasses.replace(
         schedule, multigrid=enabled, bn_base_size=mg.bn_base_size, precise_bn_batches=mg.precise_bn_batches if enabled else 0
