@@ -17,7 +17,9 @@ with momentum, and a half-period cosine after a warm-up over the first tenth. Th
 each dataset a linear head, as (a)'s classifier, and a 512-wide expander, and draw each A video 3
 times an epoch (A is 300 of an epoch's 800 clips). At this budget (a) overfits A's 100 videos
 (training loss < 0.1) and errs mostly between the coarse groups (a still shape called ``grow``), the
-distinctions B teaches. About 5 minutes an arm on 2 CPU cores, about 30 for the default two seeds.
+distinctions B teaches. About 5.5 minutes an arm on 2 CPU cores; the default five seeds (the
+seed alone moves an arm's top-1 on A by up to 40 points) take about 80 minutes, or about 45 in two
+processes that share ``--out`` and split the seeds once the data is written.
 
 Prints the top-1 on A and on B of each arm, and for (c) the share of the classes with a true
 correspondence whose top-1 projection pair is that correspondence (A → B: a fine class's coarse
@@ -113,11 +115,17 @@ def correspondence_share(run: Path, b: Path) -> dict[str, tuple[int, int]]:
     return {f"{s} to {t}": correspondence_found(weight, src, dst, truth[(s, t)]) for (s, t), (weight, src, dst) in pairs.items()}
 
 
+def spread(values: list[float]) -> str:
+    """``mean ± SD`` of per-seed figures (the SD is 0 for a single seed)."""
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.1f} ± {sd:.1f}%"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench-multitrain", help="folder for the datasets and the runs")
     parser.add_argument("--iterations", type=int, default=2000, help="optimizer steps of every arm (about)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="train.seed of each set of arms")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="train.seed of each set of arms")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="run some of the arms")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args()
@@ -142,12 +150,12 @@ def run_all(out: Path, iterations: int, seeds: list[int], extra: list[str], *, a
                   f"{100 * top1(summary, 'A'):.1f}%" + (f", B {100 * top1(summary, 'B'):.1f}%" if arm != "a" else ""), flush=True)
         if "c" in arms:
             shares.append(correspondence_share(out / f"c-seed{seed}", b))
-    print(f"\n{'arm':<26} {'top-1 A':>8} {'top-1 B':>8}  (mean over seeds {seeds})")
+    print(f"\n{'arm':<26} {'top-1 A':>15} {'top-1 B':>15}  (mean ± SD over seeds {seeds})")
     mean = {}
     for arm in arms:
         mean[arm] = statistics.mean(100 * top1(s, "A") for s in results[arm])
-        on_b = f"{statistics.mean(100 * top1(s, 'B') for s in results[arm]):7.1f}%" if arm != "a" else "       -"
-        print(f"{ARMS[arm]:<26} {mean[arm]:7.1f}% {on_b}")
+        on_b = spread([100 * top1(s, "B") for s in results[arm]]) if arm != "a" else "-"
+        print(f"{ARMS[arm]:<26} {spread([100 * top1(s, 'A') for s in results[arm]]):>15} {on_b:>15}")
     found = sum(f for share in shares for f, _ in share.values())
     having = sum(n for share in shares for _, n in share.values())
     for direction in shares[0] if shares else []:
