@@ -153,9 +153,10 @@ def run_all(out: Path, iterations: int, seeds: list[int], extra: list[str], *, a
     print(f"\n{'arm':<26} {'top-1 A':>15} {'top-1 B':>15}  (mean ± SD over seeds {seeds})")
     mean = {}
     for arm in arms:
-        mean[arm] = statistics.mean(100 * top1(s, "A") for s in results[arm])
+        on_a = [100 * top1(s, "A") for s in results[arm]]
+        mean[arm] = statistics.mean(on_a)
         on_b = spread([100 * top1(s, "B") for s in results[arm]]) if arm != "a" else "-"
-        print(f"{ARMS[arm]:<26} {spread([100 * top1(s, 'A') for s in results[arm]]):>15} {on_b:>15}")
+        print(f"{ARMS[arm]:<26} {spread(on_a):>15} {on_b:>15}")
     found = sum(f for share in shares for f, _ in share.values())
     having = sum(n for share in shares for _, n in share.values())
     for direction in shares[0] if shares else []:

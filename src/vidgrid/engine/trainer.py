@@ -215,19 +215,19 @@ def fit(run: Run) -> dict[str, Any]:
             state.wall_time_s = time.perf_counter() - started
             if run.stop.signal is not None:
                 return preempted(run, progress)
-            trained = state.step  # the epoch's batches: a stop before its validation resumes at their end
-            state.epoch, state.step = epoch + 1, 0
-            # evaluate (multigrid: with BN statistics of the base shape); a stop abandons the validation
+            # evaluate (multigrid: with BN statistics of the base shape); a stop abandons the validation and
+            # checkpoints the epoch at its end, not yet evaluated: the resumed run evaluates it first
             evaluating, last = evaluates(run, epoch), epoch + 1 == schedule.total_epochs
             if bn_batches:
                 try:
                     precise_bn(run, progress, itertools.islice(loaded, bn_batches))
                 except StopWhileWaiting:
-                    return unevaluated(run, progress, epoch, trained)
+                    return preempted(run, progress)
             D.average_buffers(run.model)
-            metrics = validate(run, progress, out_dir=run.out_dir if last else None) if evaluating else {}
+            metrics = validate(run, progress, epochs_done=epoch + 1, out_dir=run.out_dir if last else None) if evaluating else {}
             if metrics is None:
-                return unevaluated(run, progress, epoch, trained)
+                return preempted(run, progress)
+            state.epoch, state.step = epoch + 1, 0
             # the task's per-head bookkeeping, then checkpoint (and checkpoints/best*.pt per improved metric)
             improved = state.improves(metrics, run.task.best_checkpoints()) if metrics else []
             for message in run.task.after_validation(run.model, improved) if metrics else []:
@@ -314,11 +314,11 @@ def precise_bn(run: Run, progress: Progress | None, loaded: Iterable[tuple[torch
         progress.write(f"BatchNorm statistics recomputed on {used} batches of {last.base_batch // env.world_size}x{last.shape}")
 
 
-def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> dict[str, float] | None:
-    """Multi-view validation at the test shape of each validation set (one per dataset of a
-    multi-dataset run, its files in ``out_dir/<name>``), each process scoring its shard; rank 0
-    reports (and with ``out_dir`` writes predictions.jsonl and the task's plots). None: a stop
-    request on any process abandoned it."""
+def validate(run: Run, progress: Progress | None, *, epochs_done: int, out_dir: Path | None) -> dict[str, float] | None:
+    """Multi-view validation after ``epochs_done`` epochs at the test shape of each validation set
+    (one per dataset of a multi-dataset run, its files in ``out_dir/<name>``), each process scoring
+    its shard; rank 0 reports (and with ``out_dir`` writes predictions.jsonl and the task's plots).
+    None: a stop request on any process abandoned it."""
     per_part = {}
     for name, task in run.task.evaluation_tasks().items():
         metrics = validate_set(run, run.val_sets[name], task, out_dir=out_dir / name if out_dir and name else out_dir)
@@ -328,8 +328,8 @@ def validate(run: Run, progress: Progress | None, *, out_dir: Path | None) -> di
     metrics = None
     if run.env.is_main:
         metrics = run.task.combine_metrics(per_part)
-        run.logger.log("val", iteration=run.state.iteration, epoch=run.state.epoch, **metrics)
-        progress.write(f"validation after epoch {run.state.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        run.logger.log("val", iteration=run.state.iteration, epoch=epochs_done, **metrics)
+        progress.write(f"validation after epoch {epochs_done}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     run.state.val = D.broadcast_object(metrics)
     return run.state.val
 
@@ -388,13 +388,6 @@ def preempted(run: Run, progress: Progress | None) -> dict[str, Any]:
         )
         run.logger.close()
     return {**summary_of(run), "preempted": run.stop.signal, "checkpoint": str(run.last_checkpoint)}
-
-
-def unevaluated(run: Run, progress: Progress | None, epoch: int, trained: int) -> dict[str, Any]:
-    """After a stop during ``epoch``'s precise BN or validation: checkpoint the epoch at its end, all
-    ``trained`` batches done, so the resumed run trains nothing more of it and evaluates it first."""
-    run.state.epoch, run.state.step = epoch, trained
-    return preempted(run, progress)
 
 
 def summary_of(run: Run) -> dict[str, Any]:
