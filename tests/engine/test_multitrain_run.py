@@ -116,13 +116,15 @@ def test_two_dataset_run_trains_resumes_bit_identically_and_evaluates_per_datase
     assert "error: head 'nope': expected one of fine, coarse" in capsys.readouterr().err
 
 
-def test_a_broken_video_is_replaced_from_its_own_dataset(synthetic_data, coarse_data, tmp_path):
+def test_a_broken_video_is_replaced_from_its_own_dataset(synthetic_data, coarse_data, tmp_path, capsys):
     fine = tmp_path / "fine"
     shutil.copytree(synthetic_data, fine)
     (fine / "train" / "grow" / "grow_000.mp4").write_bytes(b"not a video")
-    cfg = multitrain_config(fine, coarse_data, "train.epochs=1", "train.eval_every=0", "eval.clips=1")
+    cfg = multitrain_config(fine, coarse_data, "train.epochs=1", "train.eval_every=0", "eval.clips=1", "multitrain.hidden=64")
     summary = train(cfg, tmp_path / "run")
     assert [Path(p).name for p, _ in summary["skipped_videos"]] == ["grow_000.mp4"]
+    # 64 expander outputs over 8 clips: the start line says the variance hinge is out of reach
+    assert "\nnote: the informative loss cannot reach unit variance at 8 clips a step" in capsys.readouterr().err
 
 
 @pytest.mark.slow

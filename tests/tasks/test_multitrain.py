@@ -13,7 +13,7 @@ from vidgrid.data.annotations import Sample
 from vidgrid.errors import ConfigError
 from vidgrid.models import create_model
 from vidgrid.tasks import task_class
-from vidgrid.tasks.multitrain import MultiTrain, MultiTrainNetwork, informative_loss
+from vidgrid.tasks.multitrain import MultiTrain, MultiTrainNetwork, hinge_balance, informative_loss
 
 CLASSES = ["k/a", "k/b", "k/c", "m/x", "m/y"]
 HIDDEN = 8
@@ -64,6 +64,41 @@ def test_collapsed_embedding_has_a_large_variance_term_and_a_decorrelated_one_no
     decorrelated = h[:, 1:17] * math.sqrt(63 / 64)  # unbiased variance 1
     total, variance, covariance = informative_loss(decorrelated, variance_weight=25.0, covariance_weight=1.0)
     assert variance.item() == 0.0 and covariance.item() < 1e-10 and total.item() < 1e-8
+
+
+@pytest.mark.parametrize(("rows", "outputs_", "balance"), [(8, 64, 0.915), (4, 96, 0.586), (8, 40, 1.099), (16, 12, math.inf)])
+def test_embeddings_trained_on_the_informative_loss_alone_settle_at_the_hinge_balance(rows, outputs_, balance):
+    # rows free to move: below the balance the variance hinge pulls, above it the covariance floor of rank rows - 1
+    z = torch.nn.Parameter(0.1 * torch.randn(rows, outputs_, generator=torch.Generator().manual_seed(0)))
+    optimizer = torch.optim.Adam([z], lr=0.02)
+    for _ in range(500):
+        optimizer.zero_grad()
+        informative_loss(z, variance_weight=25.0, covariance_weight=1.0)[0].backward()
+        optimizer.step()
+    predicted = hinge_balance(outputs_, rows, variance_weight=25.0, covariance_weight=1.0)
+    assert predicted == pytest.approx(balance, abs=1e-3)
+    sd = z.detach().std(dim=0)
+    if predicted < 1:
+        assert sd.min().item() == pytest.approx(predicted, abs=0.01) and sd.max().item() == pytest.approx(predicted, abs=0.01)
+    else:  # the hinge is met
+        assert sd.mean().item() >= 0.99 and sd.min().item() >= 0.97
+
+
+def test_hinge_balance_of_the_supplements_and_vicregs_batches_reaches_unit_variance():
+    # 2,048 expander outputs over the supplement's 512 clips; VICReg: 8,192 over 2,048 images
+    assert hinge_balance(2048, 512, variance_weight=25.0, covariance_weight=1.0) == pytest.approx(1.28, abs=0.005)
+    assert hinge_balance(8192, 2048, variance_weight=25.0, covariance_weight=1.0) == pytest.approx(1.28, abs=0.005)
+    assert hinge_balance(2048, 512, variance_weight=25.0, covariance_weight=0.0) == math.inf
+
+
+def test_the_run_notes_a_batch_too_small_for_the_informative_loss():
+    # 512 outputs over 8 clips (rank 7): unit variance needs 512 / 7.25 = 70.6 -> 71 ranks, 72 clips; 7 ranks allow 50
+    note = make_task(hidden=512).training_note(8)
+    assert "512 expander outputs (multitrain.hidden) of covariance rank 7 settle near SD 0.44" in note
+    assert "needs at least 72 clips a step, or at most 50 outputs" in note
+    assert make_task(hidden=512).training_note(72) == ""
+    assert make_task(hidden=512).training_note(71) != ""
+    assert make_task(hidden=512, informative_weight=0).training_note(8) == ""
 
 
 # --------------------------------------------------------------------------------------------------

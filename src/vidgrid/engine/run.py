@@ -178,7 +178,7 @@ def describe(run: Run, resumed: Path | None) -> str:
         f"{len(run.task.classes)} classes ({run.task.name}), {schedule.total_epochs} epochs "
         f"({'multigrid' if schedule.multigrid else 'baseline'}; epochs {shapes}), "
         f"{run.env.world_size} process(es) on {run.env.device}; run folder {run.out_dir}"
-        + (f"\nnote: {schedule.note}" if schedule.note else "")
+        + "".join(f"\nnote: {note}" for note in (schedule.note, run.task.training_note(cfg.train.batch_size)) if note)
     )
 
 

@@ -113,6 +113,11 @@ class Task:
         was cut; the default ignores the views: :meth:`target`."""
         return self.target(sample)
 
+    def training_note(self, batch: int) -> str:
+        """A line for the run's start about how this task trains at ``batch`` clips a step (all
+        processes together), or ``""``; by default nothing."""
+        return ""
+
     def check_training_data(self, annotations: Annotations, *, source: str) -> None:
         """Refuse training annotations this task cannot learn from (a ConfigError naming
         ``data.train_list`` = ``source``); by default any will do."""

@@ -31,6 +31,7 @@ each head's metric (top-1, or mAP).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,21 @@ def informative_loss(z: torch.Tensor, *, variance_weight: float, covariance_weig
     cov = centred.T @ centred / max(n - 1, 1)  # (D, D)
     covariance = (cov.pow(2).sum() - cov.diagonal().pow(2).sum()) / dim
     return variance_weight * variance + covariance_weight * covariance, variance, covariance
+
+
+def hinge_balance(outputs: int, batch: int, *, variance_weight: float, covariance_weight: float) -> float:
+    """The standard deviation ``s`` per output at which the informative loss is lowest when ``batch``
+    rows give ``outputs`` values each (``inf``: the hinge's 1 is reachable whatever the penalty).
+
+    ``batch`` rows give a covariance of rank ``r = batch - 1``, so with equal variances the penalty is
+    at least ``s⁴ (outputs / r - 1)``; ``variance_weight (1 - s) + covariance_weight s⁴ (outputs / r -
+    1)`` is lowest at ``s = (variance_weight / (4 covariance_weight (outputs / r - 1)))^(1/3)``. The
+    hinge is met when that is ≥ 1: VICReg's 8,192 outputs over 2,048 rows give 1.28, the supplement's
+    2,048 over a batch of 512 give 1.28, 512 outputs over 8 rows 0.44."""
+    excess = outputs / max(batch - 1, 1) - 1
+    if excess <= 0 or covariance_weight == 0:
+        return math.inf
+    return (variance_weight / (4 * covariance_weight * excess)) ** (1 / 3)
 
 
 class _GatherWithGrad(torch.autograd.Function):
@@ -282,6 +298,23 @@ class MultiTrain(Task):
         if start != len(classes):
             raise ConfigError(f"'datasets': the classes name datasets besides {', '.join(d.name for d in cfg.datasets)}")
         return cls(classes, heads, cfg.multitrain)
+
+    def training_note(self, batch: int) -> str:
+        """Says so when the informative loss's variance hinge cannot be met at ``batch`` clips a step
+        (:func:`hinge_balance`), with the batch and the expander width that would meet it."""
+        s = self.settings
+        if s.informative_weight == 0 or s.variance_weight == 0:
+            return ""
+        balance = hinge_balance(s.hidden, batch, variance_weight=s.variance_weight, covariance_weight=s.covariance_weight)
+        if balance >= 1:
+            return ""
+        reach = 1 + s.variance_weight / (4 * s.covariance_weight)  # outputs per covariance rank at which s = 1
+        return (
+            f"the informative loss cannot reach unit variance at {batch} clips a step: {s.hidden} expander outputs "
+            f"(multitrain.hidden) of covariance rank {batch - 1} settle near SD {balance:.2f}; it needs at least "
+            f"{math.ceil(s.hidden / reach) + 1} clips a step, or at most {math.floor((batch - 1) * reach)} outputs "
+            "(README: MultiTrain at small batches)"
+        )
 
     def head(self, name: str) -> Head:
         """The head ``name``; another name is a ConfigError listing the heads."""
