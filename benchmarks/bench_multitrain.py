@@ -4,8 +4,13 @@ Two synthetic datasets with overlapping concepts (``vidgrid synth``, 64² px, 32
 with the 10 fine ``demo`` classes, 10 training videos each; B, with 5 coarse classes that each merge
 some of A's (``--coarse demo``: ``horizontal`` = ``slide_left`` + ``slide_right``, ...), 100
 training videos each (rendered from its fine classes in turn, none of them A's), and
-``correspondence.json``; 20 validation videos per class. Three arms on the same backbone and budget
-(batch 8, 2,000 optimizer steps: 16,000 training clips):
+``correspondence.json``; 20 validation videos per class.
+
+Every arm starts from one checkpoint, as the supplement's runs start from Kinetics-trained ones
+(§2): X3D-XS trained once on P, the 9 synthetic classes that neither A nor B has (``approach``,
+``recede``, ``fade_in``, ``fade_out``, ``pulse``, ``rotate_cw``, ``rotate_ccw``, ``still_square``,
+``still_triangle``; 100 training and 20 validation videos each), with the arms' recipe and budget.
+Three arms on the same backbone and budget (batch 8, 2,000 optimizer steps: 16,000 training clips):
 
 - (a) A alone (``classification``);
 - (b) A and B jointly, a head each, no informative and no projection loss;
@@ -15,11 +20,10 @@ The recipe is the demo's model, clips and optimizer without multigrid, where X3D
 data: width 0.5, 8 frames at stride 4, 64² crops of a 64-80 px short side, SGD at 0.04 per 16 clips
 with momentum, and a half-period cosine after a warm-up over the first tenth. The joint arms give
 each dataset a linear head, as (a)'s classifier, and a 512-wide expander, and draw each A video 3
-times an epoch (A is 300 of an epoch's 800 clips). At this budget (a) overfits A's 100 videos
-(training loss < 0.1) and errs mostly between the coarse groups (a still shape called ``grow``), the
-distinctions B teaches. About 5.5 minutes an arm on 2 CPU cores; the default five seeds (the
-seed alone moves an arm's top-1 on A by up to 40 points) take about 80 minutes, or about 45 in two
-processes that share ``--out`` and split the seeds once the data is written.
+times an epoch (A is 300 of an epoch's 800 clips). The pretraining takes about 4 minutes on 2 CPU
+cores and an arm about 5; the default five seeds take about 80 minutes, or about 45 in two
+processes that share ``--out`` and split the seeds once the data and the pretraining are written.
+``model.pretrained=`` (empty) trains every arm from scratch instead.
 
 Prints the top-1 on A and on B of each arm, and for (c) the share of the classes with a true
 correspondence whose top-1 projection pair is that correspondence (A → B: a fine class's coarse
@@ -42,6 +46,7 @@ from typing import Any
 
 from vidgrid.config import Config, load_config
 from vidgrid.data.synthetic import CORRESPONDENCE_FILE, write_synthetic_dataset
+from vidgrid.data.synthetic_classes import CLASSES, DEMO_CLASSES
 from vidgrid.engine.projections import checkpoint_of, correspondence_found, projection_weights
 from vidgrid.engine.trainer import train
 from vidgrid.engine.weights import load_weights
@@ -50,7 +55,11 @@ from vidgrid.errors import VidgridError
 ARMS = {"a": "(a) A alone", "b": "(b) A+B, separate heads", "c": "(c) MultiTrain"}
 BATCH = 8
 VIDEO = dict(workers=2)
-A_TRAIN, A_VAL, B_TRAIN, B_VAL = 10, 20, 100, 20
+A_TRAIN, A_VAL, B_TRAIN, B_VAL, P_TRAIN, P_VAL = 10, 20, 100, 20, 100, 20
+PRETRAIN_CLASSES = tuple(c for c in CLASSES if c not in DEMO_CLASSES)
+"""The pretraining set P: every synthetic class that neither A nor B (A's classes merged) has."""
+PRETRAIN_DATA_SEED = 7
+"""P's data seed, another than A's and B's (0)."""
 A_SAMPLING_WEIGHT = 3.0
 """A's slots per video in a joint epoch: the small dataset is seen more often than its share."""
 JOINT = ["multitrain.head=linear", "multitrain.hidden=512"]
@@ -68,24 +77,42 @@ COMMON = [
 ]
 
 
-def write_data(out: Path) -> tuple[Path, Path]:
-    a, b = out / "data" / "A", out / "data" / "B"
+def write_data(out: Path) -> tuple[Path, Path, Path]:
+    a, b, p = out / "data" / "A", out / "data" / "B", out / "data" / "P"
     if not (a / "val.csv").exists():
         write_synthetic_dataset(a, seed=0, classes="demo", train_per_class=A_TRAIN, val_per_class=A_VAL, **VIDEO)
     if not (b / "val.csv").exists():
         write_synthetic_dataset(b, seed=0, coarse="demo", train_per_class=B_TRAIN, val_per_class=B_VAL, **VIDEO)
-    return a, b
+    if not (p / "val.csv").exists():
+        write_synthetic_dataset(
+            p, seed=PRETRAIN_DATA_SEED, classes=PRETRAIN_CLASSES, train_per_class=P_TRAIN, val_per_class=P_VAL, **VIDEO
+        )
+    return a, b, p
 
 
-def epochs_for(iterations: int, slots: int) -> int:
-    """Epochs of about ``iterations`` steps of :data:`BATCH` over ``slots`` clips an epoch."""
-    return max(1, round(iterations * BATCH / slots))
+def budget(iterations: int, slots: int) -> list[str]:
+    """Overrides for about ``iterations`` steps of :data:`BATCH` over ``slots`` clips an epoch, with the warm-up."""
+    epochs = max(1, round(iterations * BATCH / slots))
+    return [f"train.epochs={epochs}", f"schedule.warmup_epochs={WARMUP_SHARE * epochs:g}"]
 
 
-def arm_config(arm: str, a: Path, b: Path, iterations: int, seed: int, extra: list[str]) -> Config:
+def single(root: Path) -> list[str]:
+    return [f"data.train_list={root / 'train.csv'}", f"data.val_list={root / 'val.csv'}"]
+
+
+def pretrained(out: Path, p: Path, iterations: int) -> Path:
+    """The checkpoint every arm starts from: the recipe trained once on P (run folder ``OUT/pretrain``)."""
+    run = out / "pretrain"
+    if not (run / "summary.json").exists():
+        train(load_config(None, [*COMMON, *single(p), *budget(iterations, P_TRAIN * len(PRETRAIN_CLASSES)), "train.seed=0"]),
+              run, overwrite=True)
+    return checkpoint_of(run)
+
+
+def arm_config(arm: str, a: Path, b: Path, start: Path, iterations: int, seed: int, extra: list[str]) -> Config:
     if arm == "a":
-        data = [f"data.train_list={a / 'train.csv'}", f"data.val_list={a / 'val.csv'}"]
-        epochs = epochs_for(iterations, 10 * A_TRAIN)
+        data = single(a)
+        slots = 10 * A_TRAIN
     else:
         datasets = [
             {"name": "A", "train_list": str(a / "train.csv"), "val_list": str(a / "val.csv"), "sampling_weight": A_SAMPLING_WEIGHT},
@@ -94,9 +121,9 @@ def arm_config(arm: str, a: Path, b: Path, iterations: int, seed: int, extra: li
         data = ["task.name=multitrain", f"datasets={json.dumps(datasets)}", *JOINT]
         if arm == "b":
             data += ["multitrain.informative_weight=0", "multitrain.projection_weight=0"]
-        epochs = epochs_for(iterations, round(10 * A_TRAIN * A_SAMPLING_WEIGHT) + 5 * B_TRAIN)
-    warmup = f"schedule.warmup_epochs={WARMUP_SHARE * epochs:g}"
-    return load_config(None, [*COMMON, *data, f"train.epochs={epochs}", warmup, f"train.seed={seed}", *extra])
+        slots = round(10 * A_TRAIN * A_SAMPLING_WEIGHT) + 5 * B_TRAIN
+    overrides = [*COMMON, *data, *budget(iterations, slots), f"model.pretrained={start}", f"train.seed={seed}", *extra]
+    return load_config(None, overrides)
 
 
 def top1(summary: dict[str, Any], dataset: str) -> float | None:
@@ -136,14 +163,17 @@ def main() -> None:
 
 
 def run_all(out: Path, iterations: int, seeds: list[int], extra: list[str], *, arms: str = "abc") -> None:
-    a, b = write_data(out)
+    a, b, p = write_data(out)
+    start = pretrained(out, p, iterations)
+    done = json.loads((out / "pretrain" / "summary.json").read_text())
+    print(f"pretraining on P: {done['iterations']} iterations, {done['wall_time_s']:.0f} s, top-1 P {100 * done['top1']:.1f}%", flush=True)
     results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
     shares = []
     for seed in seeds:
         for arm in arms:
             run = out / f"{arm}-seed{seed}"
             if not (run / "summary.json").exists():
-                train(arm_config(arm, a, b, iterations, seed, extra), run, overwrite=True)
+                train(arm_config(arm, a, b, start, iterations, seed, extra), run, overwrite=True)
             summary = json.loads((run / "summary.json").read_text())
             results[arm].append(summary)
             print(f"({arm}) seed {seed}: {summary['iterations']} iterations, {summary['wall_time_s']:.0f} s, top-1 A "
