@@ -96,7 +96,8 @@ def budget(iterations: int, slots: int) -> list[str]:
     return [f"train.epochs={epochs}", f"schedule.warmup_epochs={WARMUP_SHARE * epochs:g}"]
 
 
-def single(root: Path) -> list[str]:
+def single_dataset(root: Path) -> list[str]:
+    """Overrides for one dataset's training and validation lists."""
     return [f"data.train_list={root / 'train.csv'}", f"data.val_list={root / 'val.csv'}"]
 
 
@@ -104,14 +105,14 @@ def pretrained(out: Path, p: Path, iterations: int) -> Path:
     """The checkpoint every arm starts from: the recipe trained once on P (run folder ``OUT/pretrain``)."""
     run = out / "pretrain"
     if not (run / "summary.json").exists():
-        train(load_config(None, [*COMMON, *single(p), *budget(iterations, P_TRAIN * len(PRETRAIN_CLASSES)), "train.seed=0"]),
-              run, overwrite=True)
+        recipe = [*COMMON, *single_dataset(p), *budget(iterations, P_TRAIN * len(PRETRAIN_CLASSES)), "train.seed=0"]
+        train(load_config(None, recipe), run, overwrite=True)
     return checkpoint_of(run)
 
 
 def arm_config(arm: str, a: Path, b: Path, start: Path, iterations: int, seed: int, extra: list[str]) -> Config:
     if arm == "a":
-        data = single(a)
+        data = single_dataset(a)
         slots = 10 * A_TRAIN
     else:
         datasets = [
