@@ -22,7 +22,7 @@ with momentum, and a half-period cosine after a warm-up over the first tenth. Th
 each dataset a linear head, as (a)'s classifier, and a 512-wide expander, and draw each A video 3
 times an epoch (A is 300 of an epoch's 800 clips). The pretraining takes about 4 minutes on 2 CPU
 cores and an arm about 5; the default five seeds take about 80 minutes, or about 45 in two
-processes that share ``--out`` and split the seeds once the data and the pretraining are written.
+processes that share ``--out`` and split the seeds (one writes the data and pretrains, the other waits).
 ``model.pretrained=`` (empty) trains every arm from scratch instead.
 
 Prints the top-1 on A and on B of each arm, and for (c) the share of the classes with a true
@@ -39,6 +39,7 @@ take lists) apply to every arm.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import statistics
 from pathlib import Path
@@ -164,8 +165,11 @@ def main() -> None:
 
 
 def run_all(out: Path, iterations: int, seeds: list[int], extra: list[str], *, arms: str = "abc") -> None:
-    a, b, p = write_data(out)
-    start = pretrained(out, p, iterations)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "setup.lock", "w") as lock:  # processes sharing ``out``: one writes and pretrains, the others wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        a, b, p = write_data(out)
+        start = pretrained(out, p, iterations)
     done = json.loads((out / "pretrain" / "summary.json").read_text())
     print(f"pretraining on P: {done['iterations']} iterations, {done['wall_time_s']:.0f} s, top-1 P {100 * done['top1']:.1f}%", flush=True)
     results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
