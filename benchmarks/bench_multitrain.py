@@ -102,13 +102,18 @@ def single_dataset(root: Path) -> list[str]:
     return [f"data.train_list={root / 'train.csv'}", f"data.val_list={root / 'val.csv'}"]
 
 
-def pretrained(out: Path, p: Path, iterations: int) -> Path:
-    """The checkpoint every arm starts from: the recipe trained once on P (run folder ``OUT/pretrain``)."""
-    run = out / "pretrain"
+def trained(cfg: Config, run: Path) -> dict[str, Any]:
+    """The summary of ``run``, trained on ``cfg`` first unless its ``summary.json`` exists."""
     if not (run / "summary.json").exists():
-        recipe = [*COMMON, *single_dataset(p), *budget(iterations, P_TRAIN * len(PRETRAIN_CLASSES)), "train.seed=0"]
-        train(load_config(None, recipe), run, overwrite=True)
-    return checkpoint_of(run)
+        train(cfg, run, overwrite=True)
+    return json.loads((run / "summary.json").read_text())
+
+
+def pretrained(out: Path, p: Path, iterations: int) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint every arm starts from, the recipe trained once on P (run folder ``OUT/pretrain``), and its summary."""
+    recipe = [*COMMON, *single_dataset(p), *budget(iterations, P_TRAIN * len(PRETRAIN_CLASSES)), "train.seed=0"]
+    summary = trained(load_config(None, recipe), out / "pretrain")
+    return checkpoint_of(out / "pretrain"), summary
 
 
 def arm_config(arm: str, a: Path, b: Path, start: Path, iterations: int, seed: int, extra: list[str]) -> Config:
@@ -169,17 +174,13 @@ def run_all(out: Path, iterations: int, seeds: list[int], extra: list[str], *, a
     with open(out / "setup.lock", "w") as lock:  # processes sharing ``out``: one writes and pretrains, the others wait
         fcntl.flock(lock, fcntl.LOCK_EX)
         a, b, p = write_data(out)
-        start = pretrained(out, p, iterations)
-    done = json.loads((out / "pretrain" / "summary.json").read_text())
+        start, done = pretrained(out, p, iterations)
     print(f"pretraining on P: {done['iterations']} iterations, {done['wall_time_s']:.0f} s, top-1 P {100 * done['top1']:.1f}%", flush=True)
     results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
     shares = []
     for seed in seeds:
         for arm in arms:
-            run = out / f"{arm}-seed{seed}"
-            if not (run / "summary.json").exists():
-                train(arm_config(arm, a, b, start, iterations, seed, extra), run, overwrite=True)
-            summary = json.loads((run / "summary.json").read_text())
+            summary = trained(arm_config(arm, a, b, start, iterations, seed, extra), out / f"{arm}-seed{seed}")
             results[arm].append(summary)
             print(f"({arm}) seed {seed}: {summary['iterations']} iterations, {summary['wall_time_s']:.0f} s, top-1 A "
                   f"{100 * top1(summary, 'A'):.1f}%" + (f", B {100 * top1(summary, 'B'):.1f}%" if arm != "a" else ""), flush=True)

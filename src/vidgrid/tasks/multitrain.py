@@ -103,6 +103,12 @@ def informative_loss(z: torch.Tensor, *, variance_weight: float, covariance_weig
     return variance_weight * variance + covariance_weight * covariance, variance, covariance
 
 
+def unit_variance_reach(*, variance_weight: float, covariance_weight: float) -> float:
+    """The most outputs per covariance rank at which the informative loss is lowest with every output
+    at unit variance (:func:`hinge_balance` = 1): ``1 + variance_weight / (4 covariance_weight)``."""
+    return 1 + variance_weight / (4 * covariance_weight) if covariance_weight else math.inf
+
+
 def hinge_balance(outputs: int, batch: int, *, variance_weight: float, covariance_weight: float) -> float:
     """The standard deviation ``s`` per output at which the informative loss is lowest when ``batch``
     rows give ``outputs`` values each (``inf``: the hinge's 1 is reachable whatever the penalty).
@@ -115,7 +121,8 @@ def hinge_balance(outputs: int, batch: int, *, variance_weight: float, covarianc
     excess = outputs / max(batch - 1, 1) - 1
     if excess <= 0 or covariance_weight == 0:
         return math.inf
-    return (variance_weight / (4 * covariance_weight * excess)) ** (1 / 3)
+    reach = unit_variance_reach(variance_weight=variance_weight, covariance_weight=covariance_weight)
+    return ((reach - 1) / excess) ** (1 / 3)
 
 
 class _GatherWithGrad(torch.autograd.Function):
@@ -305,10 +312,11 @@ class MultiTrain(Task):
         s = self.settings
         if s.informative_weight == 0 or s.variance_weight == 0:
             return ""
-        balance = hinge_balance(s.hidden, batch, variance_weight=s.variance_weight, covariance_weight=s.covariance_weight)
+        weights = dict(variance_weight=s.variance_weight, covariance_weight=s.covariance_weight)
+        balance = hinge_balance(s.hidden, batch, **weights)
         if balance >= 1:
             return ""
-        reach = 1 + s.variance_weight / (4 * s.covariance_weight)  # outputs per covariance rank at which s = 1
+        reach = unit_variance_reach(**weights)
         return (
             f"the informative loss cannot reach unit variance at {batch} clips a step: {s.hidden} expander outputs "
             f"(multitrain.hidden) of covariance rank {batch - 1} settle near SD {balance:.2f}; it needs at least "
