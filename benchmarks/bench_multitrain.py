@@ -1,10 +1,16 @@
 """Multi-dataset training (MultiTrain, NeurIPS 2022) against training on the small dataset alone.
 
 Two synthetic datasets with overlapping concepts (``vidgrid synth``, 64² px, 32 frames): A, small,
-with the 10 fine ``demo`` classes, 10 training videos each; B, with 5 coarse classes that each merge
-some of A's (``--coarse demo``: ``horizontal`` = ``slide_left`` + ``slide_right``, ...), 100
-training videos each (rendered from its fine classes in turn, none of them A's), and
-``correspondence.json``; 20 validation videos per class.
+with the 10 fine ``demo`` classes, 10 training videos each, and B, 500 training videos that none of
+A's are, in one of two kinds (``--b``, the MultiTrain issue's two examples of overlapping sets):
+
+- ``coarse``: 5 coarse classes that each merge some of A's (``--coarse demo``: ``horizontal`` =
+  ``slide_left`` + ``slide_right``, ...), 100 training videos each, rendered from its fine classes
+  in turn;
+- ``negative``: A's 10 classes in another look (``--style negative``: a dark target on a light
+  background), 50 training videos each.
+
+Each has its ``correspondence.json``; 20 validation videos per class.
 
 Every arm starts from one checkpoint, as the supplement's runs start from Kinetics-trained ones
 (§2): X3D-XS trained once on P, the 9 synthetic classes that neither A nor B has (``approach``,
@@ -26,13 +32,13 @@ processes that share ``--out`` and split the seeds (one writes the data and pret
 ``model.pretrained=`` (empty) trains every arm from scratch instead.
 
 Prints the top-1 on A and on B of each arm, and for (c) the share of the classes with a true
-correspondence whose top-1 projection pair is that correspondence (A → B: a fine class's coarse
-class; B → A: any fine class a coarse class merges). Targets: (c) beats (a) on A by ≥ 3 points and
+correspondence whose top-1 projection pair is that correspondence (coarse B: A → B a fine class's
+coarse class, B → A any fine class a coarse class merges; negative B: the class of the same name). Targets: (c) beats (a) on A by ≥ 3 points and
 is no worse than (b); the true correspondence is the top projection pair for ≥ 90% of the classes.
 
-    python benchmarks/bench_multitrain.py [KEY=VALUE ...] [--out DIR] [--iterations N] [--seeds S ...] [--arms a b c]
+    python benchmarks/bench_multitrain.py [KEY=VALUE ...] [--b coarse|negative] [--out DIR] [--iterations N] [--seeds S ...] [--arms a b c]
 
-A run whose ``summary.json`` exists is not trained again. Extra overrides (before the options that
+A run whose ``summary.json`` exists is not trained again; (a) and the pretraining are shared by both kinds of B. Extra overrides (before the options that
 take lists) apply to every arm.
 """
 
@@ -56,7 +62,12 @@ from vidgrid.errors import VidgridError
 ARMS = {"a": "(a) A alone", "b": "(b) A+B, separate heads", "c": "(c) MultiTrain"}
 BATCH = 8
 VIDEO = dict(workers=2)
-A_TRAIN, A_VAL, B_TRAIN, B_VAL, P_TRAIN, P_VAL = 10, 20, 100, 20, 100, 20
+A_TRAIN, A_VAL, B_VAL, P_TRAIN, P_VAL = 10, 20, 20, 100, 20
+SECOND = {
+    "coarse": dict(coarse="demo", train_per_class=100),
+    "negative": dict(classes="demo", style="negative", train_per_class=50),
+}
+"""The kinds of B, as ``write_synthetic_dataset`` options: 500 training videos either way."""
 PRETRAIN_CLASSES = tuple(c for c in CLASSES if c not in DEMO_CLASSES)
 """The pretraining set P: every synthetic class that neither A nor B (A's classes merged) has."""
 PRETRAIN_DATA_SEED = 7
@@ -78,12 +89,12 @@ COMMON = [
 ]
 
 
-def write_data(out: Path) -> tuple[Path, Path, Path]:
-    a, b, p = out / "data" / "A", out / "data" / "B", out / "data" / "P"
+def write_data(out: Path, second: str) -> tuple[Path, Path, Path]:
+    a, b, p = out / "data" / "A", out / "data" / f"B-{second}", out / "data" / "P"
     if not (a / "val.csv").exists():
         write_synthetic_dataset(a, seed=0, classes="demo", train_per_class=A_TRAIN, val_per_class=A_VAL, **VIDEO)
     if not (b / "val.csv").exists():
-        write_synthetic_dataset(b, seed=0, coarse="demo", train_per_class=B_TRAIN, val_per_class=B_VAL, **VIDEO)
+        write_synthetic_dataset(b, seed=0, val_per_class=B_VAL, **SECOND[second], **VIDEO)
     if not (p / "val.csv").exists():
         write_synthetic_dataset(
             p, seed=PRETRAIN_DATA_SEED, classes=PRETRAIN_CLASSES, train_per_class=P_TRAIN, val_per_class=P_VAL, **VIDEO
@@ -128,7 +139,7 @@ def arm_config(arm: str, a: Path, b: Path, start: Path, iterations: int, seed: i
         data = ["task.name=multitrain", f"datasets={json.dumps(datasets)}", *JOINT]
         if arm == "b":
             data += ["multitrain.informative_weight=0", "multitrain.projection_weight=0"]
-        slots = round(10 * A_TRAIN * A_SAMPLING_WEIGHT) + 5 * B_TRAIN
+        slots = round(10 * A_TRAIN * A_SAMPLING_WEIGHT) + len((b / "train.csv").read_text().splitlines())
     overrides = [*COMMON, *data, *budget(iterations, slots), f"model.pretrained={start}", f"train.seed={seed}", *extra]
     return load_config(None, overrides)
 
@@ -157,6 +168,7 @@ def spread(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--b", choices=list(SECOND), default="negative", help="the kind of the second dataset, B")
     parser.add_argument("--out", default="bench-multitrain", help="folder for the datasets and the runs")
     parser.add_argument("--iterations", type=int, default=2000, help="optimizer steps of every arm (about)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="train.seed of each set of arms")
@@ -164,28 +176,29 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args()
     try:
-        run_all(Path(args.out), args.iterations, args.seeds, args.overrides, arms="".join(args.arms))
+        run_all(Path(args.out), args.b, args.iterations, args.seeds, args.overrides, arms="".join(args.arms))
     except VidgridError as e:
         raise SystemExit(f"error: {e}") from None
 
 
-def run_all(out: Path, iterations: int, seeds: list[int], extra: list[str], *, arms: str = "abc") -> None:
+def run_all(out: Path, second: str, iterations: int, seeds: list[int], extra: list[str], *, arms: str = "abc") -> None:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "setup.lock", "w") as lock:  # processes sharing ``out``: one writes and pretrains, the others wait
         fcntl.flock(lock, fcntl.LOCK_EX)
-        a, b, p = write_data(out)
+        a, b, p = write_data(out, second)
         start, done = pretrained(out, p, iterations)
-    print(f"pretraining on P: {done['iterations']} iterations, {done['wall_time_s']:.0f} s, top-1 P {100 * done['top1']:.1f}%", flush=True)
+    print(f"B: {second}; pretraining on P: {done['iterations']} iterations, {done['wall_time_s']:.0f} s, top-1 P {100 * done['top1']:.1f}%", flush=True)
     results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
     shares = []
     for seed in seeds:
         for arm in arms:
-            summary = trained(arm_config(arm, a, b, start, iterations, seed, extra), out / f"{arm}-seed{seed}")
+            run = out / (f"a-seed{seed}" if arm == "a" else f"{arm}-{second}-seed{seed}")
+            summary = trained(arm_config(arm, a, b, start, iterations, seed, extra), run)
             results[arm].append(summary)
             print(f"({arm}) seed {seed}: {summary['iterations']} iterations, {summary['wall_time_s']:.0f} s, top-1 A "
                   f"{100 * top1(summary, 'A'):.1f}%" + (f", B {100 * top1(summary, 'B'):.1f}%" if arm != "a" else ""), flush=True)
         if "c" in arms:
-            shares.append(correspondence_share(out / f"c-seed{seed}", b))
+            shares.append(correspondence_share(out / f"c-{second}-seed{seed}", b))
     print(f"\n{'arm':<26} {'top-1 A':>15} {'top-1 B':>15}  (mean ± SD over seeds {seeds})")
     mean = {}
     for arm in arms:

@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coarse", default=None, metavar="PRESET|C=A+B,...",
                    help="write coarse classes that merge fine ones (demo, motion, or e.g. 'horizontal=slide_left+slide_right,"
                         "size=grow+shrink') and correspondence.json: a second dataset overlapping a fine one")
+    p.add_argument("--style", default=None, metavar="bright|negative",
+                   help="how the frames look: bright (default: a bright target on a dark background) or negative "
+                        "(every frame's negative; also writes correspondence.json: the same classes in another look)")
     p.add_argument("--workers", type=int, default=None, help="parallel encoder processes")
 
     data = sub.add_parser("data", help="check or prepare a video dataset").add_subparsers(
@@ -311,7 +314,7 @@ def _run(args: argparse.Namespace) -> int | None:
         from vidgrid.data.synthetic import synth_command
 
         names = ("classes", "size", "train_per_class", "val_per_class", "frames", "fps", "distractors",
-                 "moving_distractors", "boxes", "coarse", "workers")
+                 "moving_distractors", "boxes", "coarse", "style", "workers")
         options = {k: getattr(args, k) for k in names}
         return synth_command(Path(args.out_dir), seed=args.seed, **{k: v for k, v in options.items() if v is not None})
     if cmd == "data" and args.data_command == "check":

@@ -235,13 +235,15 @@ def test_synth_options_reach_the_videos_and_meta(tmp_path: Path, capsys: pytest.
     out = tmp_path / "synth"
     assert main(["synth", str(out), "--classes", "timing", "--size", "40x24", "--train-per-class", "1",
                  "--val-per-class", "1", "--frames", "8", "--distractors", "0", "--moving-distractors", "1",
-                 "--workers", "1"]) == 0
-    assert "(4 'timing' classes: blink, fade_in, fade_out, pulse; 8 frames of 40x24 at 16 fps; up to 0 distractors, 100% moving)" in capsys.readouterr().out
+                 "--style", "negative", "--workers", "1"]) == 0
+    assert ("(4 'timing' classes: blink, fade_in, fade_out, pulse; 8 frames of 40x24 at 16 fps; up to 0 distractors, "
+            "100% moving; negative style)") in capsys.readouterr().out
     meta = json.loads((out / "meta.json").read_text())
     assert meta == {
         "name": "vidgrid-synthetic", "flip_sensitive": False, "seed": 0, "preset": "timing",
         "classes": ["blink", "fade_in", "fade_out", "pulse"], "width": 40, "height": 24, "train_per_class": 1,
-        "val_per_class": 1, "frames": 8, "fps": 16, "distractors": 0, "moving_distractors": 1.0, "boxes": None,
+        "val_per_class": 1, "frames": 8, "fps": 16, "distractors": 0, "moving_distractors": 1.0, "style": "negative",
+        "boxes": None,
     }
     assert (out / "classes.txt").read_text().split() == meta["classes"]
     info = probe_video(out / "val" / "pulse" / "pulse_000.mp4")

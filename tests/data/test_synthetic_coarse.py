@@ -1,11 +1,16 @@
-"""Coarse synthetic classes that merge fine ones (a second dataset overlapping the first)."""
+"""Second synthetic datasets overlapping a first: coarse classes that merge fine ones, or the same
+classes in another style."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 
-from vidgrid.data.synthetic import coarse_flip_sensitive
-from vidgrid.data.synthetic_classes import resolve_coarse
+from vidgrid.data.decode import decode_frames
+from vidgrid.data.synthetic import CORRESPONDENCE_FILE, coarse_flip_sensitive, write_synthetic_dataset
+from vidgrid.data.synthetic_classes import STYLES, render_video_and_track, resolve_coarse
 from vidgrid.errors import VidgridError
 
 
@@ -29,3 +34,29 @@ def test_bad_coarse_specs_are_one_line_errors(spec, message):
 def test_a_flip_moves_a_video_between_coarse_classes_only_when_mirror_classes_are_split():
     assert not coarse_flip_sensitive({"horizontal": ("slide_left", "slide_right"), "size": ("grow",)})
     assert coarse_flip_sensitive({"left": ("slide_left",), "right": ("slide_right",)})
+
+
+def test_negative_style_is_each_frame_negated_and_states_the_same_classes(tmp_path):
+    bright, boxes = render_video_and_track("grow", np.random.default_rng(3), frames=8, width=32, height=32)
+    negative, same_boxes = render_video_and_track("grow", np.random.default_rng(3), frames=8, width=32, height=32, style="negative")
+    np.testing.assert_array_equal(negative, 255 - bright)
+    np.testing.assert_array_equal(same_boxes, boxes)
+
+    classes = "still_disc,grow"
+    for style in STYLES:
+        write_synthetic_dataset(tmp_path / style, classes=classes, style=style, train_per_class=1, val_per_class=1,
+                                frames=8, width=32, height=32, distractors=0, workers=1)
+    assert not (tmp_path / "bright" / CORRESPONDENCE_FILE).exists()
+    correspondence = json.loads((tmp_path / "negative" / CORRESPONDENCE_FILE).read_text())
+    assert correspondence == {"relation": "restyled", "style": "negative", "classes": {"still_disc": "still_disc", "grow": "grow"}}
+    assert json.loads((tmp_path / "negative" / "meta.json").read_text())["style"] == "negative"
+    # the negative set's videos are drawn on streams of their own: none is a bright video negated
+    bright_first = decode_frames(tmp_path / "bright" / "train" / "grow" / "grow_000.mp4", [0]).numpy()
+    negative_first = decode_frames(tmp_path / "negative" / "train" / "grow" / "grow_000.mp4", [0]).numpy()
+    assert negative_first.mean() > 128 > bright_first.mean()  # a light background against a dark one
+    assert np.abs((255 - negative_first).astype(float) - bright_first).mean() > 10
+
+
+def test_an_unknown_style_is_a_one_line_error(tmp_path):
+    with pytest.raises(VidgridError, match=r"--style 'sepia': expected one of bright, negative"):
+        write_synthetic_dataset(tmp_path, style="sepia", workers=1)

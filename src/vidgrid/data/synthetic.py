@@ -17,7 +17,8 @@ Output layout::
     OUT/train.csv, OUT/val.csv    ("relative/path.mp4 label" lines, the Kinetics list format)
     OUT/classes.txt               (one class name per line)
     OUT/meta.json                 (every option, and "flip_sensitive": training turns the flip off)
-    OUT/correspondence.json       (with --coarse: {"relation": "coarse", "classes": {fine: coarse}})
+    OUT/correspondence.json       (with --coarse: {"relation": "coarse", "classes": {fine: coarse}, ...};
+                                   with --style negative alone: {"relation": "restyled", "classes": {c: c}, ...})
     OUT/boxes.csv                 (with --boxes: the main object's box in every frame of every video,
                                    "path,frame,x1,y1,x2,y2" in pixels; train with data.boxes=OUT/boxes.csv)
 
@@ -25,7 +26,10 @@ Output layout::
 classes (``horizontal`` = ``slide_left`` + ``slide_right``), its videos rendered from the fine classes
 in turn on random streams of their own (``(seed, split, class, number, 1)``: none is a video of the
 fine dataset of the same seed); ``correspondence.json`` states the true class correspondence, the
-ground truth of multi-dataset training's projection heads.
+ground truth of multi-dataset training's projection heads. ``--style negative`` writes the classes in
+another look (every frame's negative: a dark target on a light background), also on streams of their
+own (``(..., number, 2)``, after the ``1`` of ``--coarse``), and ``correspondence.json``: each class
+corresponds to the class of the same name in the other style.
 
 The main object of a video is the moving or changing shape that defines its class; its box bounds
 the pixels the shape covers in that frame (:func:`~vidgrid.data.synthetic_classes.object_boxes`),
@@ -51,6 +55,7 @@ from vidgrid.data.synthetic_classes import (
     DEFAULT_MOVING_DISTRACTORS,
     coarse_flip_sensitive,
     preset_name,
+    STYLES,
     render_video_and_track,
     resolve_classes,
     resolve_coarse,
@@ -114,6 +119,7 @@ def write_synthetic_dataset(
     moving_distractors: float = DEFAULT_MOVING_DISTRACTORS,
     boxes: bool = False,
     coarse: str | None = None,
+    style: str = STYLES[0],
     workers: int | None = None,
 ) -> dict:
     """Write the dataset under ``out_dir`` (see the module docstring) and return its ``meta.json`` dict.
@@ -125,12 +131,15 @@ def write_synthetic_dataset(
     a video (each video has 0 to that many); ``moving_distractors``: probability that a dot drifts;
     ``coarse``: write coarse classes instead (:func:`~vidgrid.data.synthetic_classes.resolve_coarse`:
     a preset or ``coarse=fine+fine,...``; ``classes`` is then ignored) and ``correspondence.json``;
+    ``style``: how the frames look (:data:`~vidgrid.data.synthetic_classes.STYLES`; ``negative`` also
+    writes ``correspondence.json``);
     ``boxes``: also write ``boxes.csv``, the main object's track of every video; ``workers``: encoder processes (default: up to 4 of the CPU cores; 1 = in this process). Invalid
     options raise :class:`~vidgrid.errors.VidgridError` naming the ``vidgrid synth`` flag.
     """
     groups = resolve_coarse(coarse) if coarse else {name: (name,) for name in resolve_classes(classes)}
     names = tuple(groups)
-    stream = (1,) if coarse else ()
+    restyled = style != STYLES[0]
+    stream = ((1,) if coarse else ()) + ((2,) if restyled else ())
     _check("train-per-class", train_per_class, 1)
     _check("val-per-class", val_per_class, 1)
     _check("frames", frames, 8)
@@ -144,9 +153,12 @@ def write_synthetic_dataset(
         raise VidgridError(f"{out_dir}: exists and is not a folder")
     workers = workers or min(4, os.cpu_count() or 1)
     _check("workers", workers, 1)
+    if style not in STYLES:
+        raise VidgridError(f"synth: --style {style!r}: expected one of {', '.join(STYLES)}")
 
     render_options = dict(
-        frames=frames, width=width, height=height, distractors=distractors, moving_distractors=moving_distractors
+        frames=frames, width=width, height=height, distractors=distractors, moving_distractors=moving_distractors,
+        style=style,
     )
     lists: dict[str, list[str]] = {split: [] for split in SPLITS}
     tasks = []
@@ -179,6 +191,7 @@ def write_synthetic_dataset(
         "fps": fps,
         "distractors": distractors,
         "moving_distractors": moving_distractors,
+        "style": style,
         "boxes": BOXES_FILE if boxes else None,
     }
     for split in SPLITS:
@@ -188,7 +201,12 @@ def write_synthetic_dataset(
         (out_dir / BOXES_FILE).write_text("path,frame,x1,y1,x2,y2\n" + "".join(f"{line}\n" for video in tracks for line in video))
     if coarse:
         meta["coarse"] = {name: list(fine) for name, fine in groups.items()}
-        correspondence = {"relation": "coarse", "classes": {f: name for name, fine in groups.items() for f in fine}}
+    if coarse or restyled:
+        correspondence = {
+            "relation": "coarse" if coarse else "restyled",
+            "style": style,
+            "classes": {f: name for name, fine in groups.items() for f in fine},
+        }
         (out_dir / CORRESPONDENCE_FILE).write_text(json.dumps(correspondence, indent=2) + "\n")
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
@@ -214,7 +232,7 @@ def synth_command(out_dir: Path, *, size: str | None = None, **options) -> int:
         f"wrote {classes * meta['train_per_class']} training and {classes * meta['val_per_class']} validation "
         f"videos ({classes} {label}classes: {', '.join(meta['classes'])}; {meta['frames']} frames of "
         f"{meta['width']}x{meta['height']} at {meta['fps']} fps; up to {meta['distractors']} distractors, "
-        f"{meta['moving_distractors']:.0%} moving) to {out_dir} in {time.perf_counter() - started:.1f}s; "
+        f"{meta['moving_distractors']:.0%} moving; {meta['style']} style) to {out_dir} in {time.perf_counter() - started:.1f}s; "
         f"train with data.train_list={out_dir / 'train.csv'}"
         + (f" data.boxes={out_dir / BOXES_FILE}" if meta["boxes"] else "")
     )

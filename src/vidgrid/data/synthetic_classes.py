@@ -2,7 +2,8 @@
 
 Every video is one bright target (random colour, brightest channel 200-255) on a static dark random
 gradient, with up to ``distractors`` small dim dots, each drifting (bouncing off the borders) with
-probability ``moving_distractors``. Sizes scale with the short side ``side = min(width, height)``;
+probability ``moving_distractors``; the ``negative`` style (:data:`STYLES`) turns every frame into
+its photographic negative (a dark target on a light gradient): the same classes in another look. Sizes scale with the short side ``side = min(width, height)``;
 motion is counted per frame, so a clip sampled every τ frames sees the same steps at any fps.
 
 - ``slide_left``, ``slide_right``, ``slide_up``, ``slide_down``: a disc, ring or cross (radius
@@ -85,6 +86,9 @@ class merges the fine classes after its ``=``."""
 SHAPES = ("disc", "ring", "cross")
 """Shapes of the moving, scaling and timed targets (drawn at random per video)."""
 STILL_SHAPES = SHAPES + ("square", "triangle")
+
+STYLES = ("bright", "negative")
+"""How the frames look: as rendered (a bright target on a dark background), or their negative."""
 
 DEFAULT_DISTRACTORS = 2
 DEFAULT_MOVING_DISTRACTORS = 0.5
@@ -372,9 +376,10 @@ def render_video_and_track(
     height: int,
     distractors: int = DEFAULT_DISTRACTORS,
     moving_distractors: float = DEFAULT_MOVING_DISTRACTORS,
+    style: str = STYLES[0],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One synthetic video of class ``label`` and its main object's track: uint8 (T, H, W, 3) frames
-    and float (T, 4) boxes (:func:`object_boxes`)."""
+    """One synthetic video of class ``label`` in ``style`` (:data:`STYLES`) and its main object's
+    track: uint8 (T, H, W, 3) frames and float (T, 4) boxes (:func:`object_boxes`)."""
     if label not in _FAMILY:
         raise ValueError(f"unknown synthetic class {label!r}")
     canvas = background(rng, frames, width, height)
@@ -384,7 +389,8 @@ def render_video_and_track(
     colour = bright_colour(rng)
     distance, opacity = _FAMILY[label](label, rng, grid)
     paint(canvas, distance, colour, opacity)
-    return np.clip(np.round(canvas), 0, 255).astype(np.uint8), object_boxes(distance)
+    frames = np.clip(np.round(canvas), 0, 255).astype(np.uint8)
+    return (255 - frames if style == "negative" else frames), object_boxes(distance)
 
 
 def object_boxes(distance: np.ndarray) -> np.ndarray:
