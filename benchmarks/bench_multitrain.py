@@ -168,7 +168,7 @@ def spread(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--b", choices=list(SECOND), default="negative", help="the kind of the second dataset, B")
+    parser.add_argument("--b", choices=list(SECOND), default="coarse", help="the kind of the second dataset, B")
     parser.add_argument("--out", default="bench-multitrain", help="folder for the datasets and the runs")
     parser.add_argument("--iterations", type=int, default=2000, help="optimizer steps of every arm (about)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="train.seed of each set of arms")
