@@ -2,13 +2,13 @@
 
 Two synthetic datasets with overlapping concepts (``vidgrid synth``, 64² px, 32 frames): A, small,
 with the 10 fine ``demo`` classes, 10 training videos each, and B, 500 training videos that none of
-A's are, in one of two kinds (``--b``, the MultiTrain issue's two examples of overlapping sets):
+A's are, of one of three kinds (``--b``; the MultiTrain issue's two examples of overlapping sets):
 
 - ``coarse``: 5 coarse classes that each merge some of A's (``--coarse demo``: ``horizontal`` =
   ``slide_left`` + ``slide_right``, ...), 100 training videos each, rendered from its fine classes
   in turn;
-- ``negative``: A's 10 classes in another look (``--style negative``: a dark target on a light
-  background), 50 training videos each.
+- ``negative``, ``soft``: A's 10 classes in another look (``--style negative``: a dark target on a
+  light background; ``--style soft``: the target out of focus), 50 training videos each.
 
 Each has its ``correspondence.json``; 20 validation videos per class.
 
@@ -33,10 +33,10 @@ processes that share ``--out`` and split the seeds (one writes the data and pret
 
 Prints the top-1 on A and on B of each arm, and for (c) the share of the classes with a true
 correspondence whose top-1 projection pair is that correspondence (coarse B: A → B a fine class's
-coarse class, B → A any fine class a coarse class merges; negative B: the class of the same name). Targets: (c) beats (a) on A by ≥ 3 points and
+coarse class, B → A any fine class a coarse class merges; another look: the class of the same name). Targets: (c) beats (a) on A by ≥ 3 points and
 is no worse than (b); the true correspondence is the top projection pair for ≥ 90% of the classes.
 
-    python benchmarks/bench_multitrain.py [KEY=VALUE ...] [--b coarse|negative] [--out DIR] [--iterations N] [--seeds S ...] [--arms a b c]
+    python benchmarks/bench_multitrain.py [KEY=VALUE ...] [--b coarse|negative|soft] [--out DIR] [--iterations N] [--seeds S ...] [--arms a b c]
 
 A run whose ``summary.json`` exists is not trained again; (a) and the pretraining are shared by both kinds of B. Extra overrides (before the options that
 take lists) apply to every arm.
@@ -66,6 +66,7 @@ A_TRAIN, A_VAL, B_VAL, P_TRAIN, P_VAL = 10, 20, 20, 100, 20
 SECOND = {
     "coarse": dict(coarse="demo", train_per_class=100),
     "negative": dict(classes="demo", style="negative", train_per_class=50),
+    "soft": dict(classes="demo", style="soft", train_per_class=50),
 }
 """The kinds of B, as ``write_synthetic_dataset`` options: 500 training videos either way."""
 PRETRAIN_CLASSES = tuple(c for c in CLASSES if c not in DEMO_CLASSES)

@@ -154,9 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coarse", default=None, metavar="PRESET|C=A+B,...",
                    help="write coarse classes that merge fine ones (demo, motion, or e.g. 'horizontal=slide_left+slide_right,"
                         "size=grow+shrink') and correspondence.json: a second dataset overlapping a fine one")
-    p.add_argument("--style", default=None, metavar="bright|negative",
-                   help="how the frames look: bright (default: a bright target on a dark background) or negative "
-                        "(every frame's negative; also writes correspondence.json: the same classes in another look)")
+    p.add_argument("--style", default=None, metavar="plain|negative|soft",
+                   help="how the frames look: plain (default), negative (every frame's negative) or soft (the target "
+                        "out of focus); the last two also write correspondence.json: the same classes in another look")
     p.add_argument("--workers", type=int, default=None, help="parallel encoder processes")
 
     data = sub.add_parser("data", help="check or prepare a video dataset").add_subparsers(

@@ -36,27 +36,39 @@ def test_a_flip_moves_a_video_between_coarse_classes_only_when_mirror_classes_ar
     assert coarse_flip_sensitive({"left": ("slide_left",), "right": ("slide_right",)})
 
 
-def test_negative_style_is_each_frame_negated_and_states_the_same_classes(tmp_path):
-    bright, boxes = render_video_and_track("grow", np.random.default_rng(3), frames=8, width=32, height=32)
-    negative, same_boxes = render_video_and_track("grow", np.random.default_rng(3), frames=8, width=32, height=32, style="negative")
-    np.testing.assert_array_equal(negative, 255 - bright)
-    np.testing.assert_array_equal(same_boxes, boxes)
+def test_other_styles_render_the_same_scene_in_another_look_and_state_the_same_classes(tmp_path):
+    def render(style):
+        return render_video_and_track("still_disc", np.random.default_rng(3), frames=8, width=64, height=64, distractors=0,
+                                      style=style)
+
+    (plain, boxes), (negative, negative_boxes), (soft, soft_boxes) = (render(style) for style in STYLES)
+    np.testing.assert_array_equal(negative, 255 - plain)
+    np.testing.assert_array_equal(negative_boxes, boxes)
+    np.testing.assert_array_equal(soft_boxes, boxes)
+    # soft: the same disc with its edge blurred: pixels change only in a band around the outline
+    x1, y1, x2, y2 = boxes[0]
+    cx, cy, radius = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2
+    yy, xx = np.mgrid[0:64, 0:64] + 0.5
+    from_centre = np.hypot(xx - cx, yy - cy)
+    changed = np.abs(soft[0].astype(int) - plain[0].astype(int)).max(-1) > 16
+    assert changed.sum() > 2 * np.pi * radius  # a band at least a pixel wide all round
+    assert np.all(np.abs(from_centre[changed] - radius) < 3)
 
     classes = "still_disc,grow"
     for style in STYLES:
         write_synthetic_dataset(tmp_path / style, classes=classes, style=style, train_per_class=1, val_per_class=1,
                                 frames=8, width=32, height=32, distractors=0, workers=1)
-    assert not (tmp_path / "bright" / CORRESPONDENCE_FILE).exists()
+    assert not (tmp_path / "plain" / CORRESPONDENCE_FILE).exists()
     correspondence = json.loads((tmp_path / "negative" / CORRESPONDENCE_FILE).read_text())
     assert correspondence == {"relation": "restyled", "style": "negative", "classes": {"still_disc": "still_disc", "grow": "grow"}}
     assert json.loads((tmp_path / "negative" / "meta.json").read_text())["style"] == "negative"
-    # the negative set's videos are drawn on streams of their own: none is a bright video negated
-    bright_first = decode_frames(tmp_path / "bright" / "train" / "grow" / "grow_000.mp4", [0]).numpy()
+    # the negative set's videos are drawn on streams of their own: none is a plain video negated
+    bright_first = decode_frames(tmp_path / "plain" / "train" / "grow" / "grow_000.mp4", [0]).numpy()
     negative_first = decode_frames(tmp_path / "negative" / "train" / "grow" / "grow_000.mp4", [0]).numpy()
     assert negative_first.mean() > 128 > bright_first.mean()  # a light background against a dark one
     assert np.abs((255 - negative_first).astype(float) - bright_first).mean() > 10
 
 
 def test_an_unknown_style_is_a_one_line_error(tmp_path):
-    with pytest.raises(VidgridError, match=r"--style 'sepia': expected one of bright, negative"):
+    with pytest.raises(VidgridError, match=r"--style 'sepia': expected one of plain, negative, soft"):
         write_synthetic_dataset(tmp_path, style="sepia", workers=1)

@@ -18,7 +18,7 @@ Output layout::
     OUT/classes.txt               (one class name per line)
     OUT/meta.json                 (every option, and "flip_sensitive": training turns the flip off)
     OUT/correspondence.json       (with --coarse: {"relation": "coarse", "classes": {fine: coarse}, ...};
-                                   with --style negative alone: {"relation": "restyled", "classes": {c: c}, ...})
+                                   with --style negative or soft alone: {"relation": "restyled", "classes": {c: c}, ...})
     OUT/boxes.csv                 (with --boxes: the main object's box in every frame of every video,
                                    "path,frame,x1,y1,x2,y2" in pixels; train with data.boxes=OUT/boxes.csv)
 
@@ -26,10 +26,10 @@ Output layout::
 classes (``horizontal`` = ``slide_left`` + ``slide_right``), its videos rendered from the fine classes
 in turn on random streams of their own (``(seed, split, class, number, 1)``: none is a video of the
 fine dataset of the same seed); ``correspondence.json`` states the true class correspondence, the
-ground truth of multi-dataset training's projection heads. ``--style negative`` writes the classes in
-another look (every frame's negative: a dark target on a light background), also on streams of their
-own (``(..., number, 2)``, after the ``1`` of ``--coarse``), and ``correspondence.json``: each class
-corresponds to the class of the same name in the other style.
+ground truth of multi-dataset training's projection heads. ``--style negative`` or ``soft`` writes
+the classes in another look (every frame's negative, or the target out of focus), also on streams of
+their own (``(..., number, k)``, k = 2 or 3, after the ``1`` of ``--coarse``), and
+``correspondence.json``: each class corresponds to the class of the same name in the plain style.
 
 The main object of a video is the moving or changing shape that defines its class; its box bounds
 the pixels the shape covers in that frame (:func:`~vidgrid.data.synthetic_classes.object_boxes`),
@@ -131,15 +131,18 @@ def write_synthetic_dataset(
     a video (each video has 0 to that many); ``moving_distractors``: probability that a dot drifts;
     ``coarse``: write coarse classes instead (:func:`~vidgrid.data.synthetic_classes.resolve_coarse`:
     a preset or ``coarse=fine+fine,...``; ``classes`` is then ignored) and ``correspondence.json``;
-    ``style``: how the frames look (:data:`~vidgrid.data.synthetic_classes.STYLES`; ``negative`` also
-    writes ``correspondence.json``);
-    ``boxes``: also write ``boxes.csv``, the main object's track of every video; ``workers``: encoder processes (default: up to 4 of the CPU cores; 1 = in this process). Invalid
+    ``style``: how the frames look (:data:`~vidgrid.data.synthetic_classes.STYLES`; another than
+    ``plain`` also writes ``correspondence.json``);
+    ``boxes``: also write ``boxes.csv``, the main object's track of every video; ``workers``:
+    encoder processes (default: up to 4 of the CPU cores; 1 = in this process). Invalid
     options raise :class:`~vidgrid.errors.VidgridError` naming the ``vidgrid synth`` flag.
     """
     groups = resolve_coarse(coarse) if coarse else {name: (name,) for name in resolve_classes(classes)}
     names = tuple(groups)
+    if style not in STYLES:
+        raise VidgridError(f"synth: --style {style!r}: expected one of {', '.join(STYLES)}")
     restyled = style != STYLES[0]
-    stream = ((1,) if coarse else ()) + ((2,) if restyled else ())
+    stream = ((1,) if coarse else ()) + ((STYLES.index(style) + 1,) if restyled else ())
     _check("train-per-class", train_per_class, 1)
     _check("val-per-class", val_per_class, 1)
     _check("frames", frames, 8)
@@ -153,8 +156,6 @@ def write_synthetic_dataset(
         raise VidgridError(f"{out_dir}: exists and is not a folder")
     workers = workers or min(4, os.cpu_count() or 1)
     _check("workers", workers, 1)
-    if style not in STYLES:
-        raise VidgridError(f"synth: --style {style!r}: expected one of {', '.join(STYLES)}")
 
     render_options = dict(
         frames=frames, width=width, height=height, distractors=distractors, moving_distractors=moving_distractors,

@@ -2,8 +2,10 @@
 
 Every video is one bright target (random colour, brightest channel 200-255) on a static dark random
 gradient, with up to ``distractors`` small dim dots, each drifting (bouncing off the borders) with
-probability ``moving_distractors``; the ``negative`` style (:data:`STYLES`) turns every frame into
-its photographic negative (a dark target on a light gradient): the same classes in another look. Sizes scale with the short side ``side = min(width, height)``;
+probability ``moving_distractors``. Two other styles (:data:`STYLES`) draw the same classes in
+another look: ``negative`` turns every frame into its photographic negative (a dark target on a
+light gradient), ``soft`` blurs the target's edge over :data:`SOFT_EDGE_PX` pixels (out of focus).
+Sizes scale with the short side ``side = min(width, height)``;
 motion is counted per frame, so a clip sampled every τ frames sees the same steps at any fps.
 
 - ``slide_left``, ``slide_right``, ``slide_up``, ``slide_down``: a disc, ring or cross (radius
@@ -87,8 +89,11 @@ SHAPES = ("disc", "ring", "cross")
 """Shapes of the moving, scaling and timed targets (drawn at random per video)."""
 STILL_SHAPES = SHAPES + ("square", "triangle")
 
-STYLES = ("bright", "negative")
-"""How the frames look: as rendered (a bright target on a dark background), or their negative."""
+STYLES = ("plain", "negative", "soft")
+"""How the frames look: as rendered, their negative, or with the target's edge blurred."""
+SOFT_EDGE_PX = 4.0
+"""Width of the ``soft`` style's edge: the target's opacity ramps from 1 to 0 over this many pixels
+across its outline (a sharp target's ramp is 1 pixel)."""
 
 DEFAULT_DISTRACTORS = 2
 DEFAULT_MOVING_DISTRACTORS = 0.5
@@ -388,7 +393,7 @@ def render_video_and_track(
     _distractors(canvas, rng, grid, distractors, moving_distractors)
     colour = bright_colour(rng)
     distance, opacity = _FAMILY[label](label, rng, grid)
-    paint(canvas, distance, colour, opacity)
+    paint(canvas, distance / SOFT_EDGE_PX if style == "soft" else distance, colour, opacity)
     frames = np.clip(np.round(canvas), 0, 255).astype(np.uint8)
     return (255 - frames if style == "negative" else frames), object_boxes(distance)
 
