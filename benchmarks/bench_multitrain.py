@@ -33,13 +33,15 @@ processes that share ``--out`` and split the seeds (one writes the data and pret
 
 Prints the top-1 on A and on B of each arm, and for (c) the share of the classes with a true
 correspondence whose top-1 projection pair is that correspondence (coarse B: A → B a fine class's
-coarse class, B → A any fine class a coarse class merges; another look: the class of the same name). Targets: (c) beats (a) on A by ≥ 3 points and
-is no worse than (b); the true correspondence is the top projection pair for ≥ 90% of the classes.
+coarse class, B → A any fine class a coarse class merges; another look: the class of the same
+name). Targets: (c) beats (a) on A by ≥ 3 points and is no worse than (b); the true correspondence
+is the top projection pair for ≥ 90% of the classes.
 
-    python benchmarks/bench_multitrain.py [KEY=VALUE ...] [--b coarse|negative|soft] [--out DIR] [--iterations N] [--seeds S ...] [--arms a b c]
+    python benchmarks/bench_multitrain.py [KEY=VALUE ...] [--b coarse|negative|soft] [--out DIR]
+                                          [--iterations N] [--seeds S ...] [--arms a b c]
 
-A run whose ``summary.json`` exists is not trained again; (a) and the pretraining are shared by both kinds of B. Extra overrides (before the options that
-take lists) apply to every arm.
+A run whose ``summary.json`` exists is not trained again; (a) and the pretraining are shared by
+every kind of B. Extra overrides (before the options that take lists) apply to every arm.
 """
 
 from __future__ import annotations
