@@ -2,7 +2,8 @@
 
 Two synthetic datasets with overlapping concepts (``vidgrid synth``, 64² px, 32 frames): A, small,
 with the 10 fine ``demo`` classes, 10 training videos each, and B, 500 training videos that none of
-A's are, of one of three kinds (``--b``; the MultiTrain issue's two examples of overlapping sets):
+A's are, of one of three kinds (``--b``): coarser labels or another look, the two ways a second
+set overlaps a first that ``vidgrid synth`` writes:
 
 - ``coarse``: 5 coarse classes that each merge some of A's (``--coarse demo``: ``horizontal`` =
   ``slide_left`` + ``slide_right``, ...), 100 training videos each, rendered from its fine classes
@@ -153,11 +154,16 @@ def top1(summary: dict[str, Any], dataset: str) -> float | None:
     return summary["top1"] if dataset == "A" else None
 
 
+def run_folder(out: Path, arm: str, second: str, seed: int) -> Path:
+    """An arm's run folder: (a) is the same for every kind of B."""
+    return out / (f"a-seed{seed}" if arm == "a" else f"{arm}-{second}-seed{seed}")
+
+
 def correspondence_share(run: Path, b: Path) -> dict[str, tuple[int, int]]:
     """Per direction: (classes whose top projection target is a true correspondence, classes with one)."""
-    fine_to_coarse = json.loads((b / CORRESPONDENCE_FILE).read_text())["classes"]
-    truth = {("A", "B"): {f: {c} for f, c in fine_to_coarse.items()}, ("B", "A"): {}}
-    for f, c in fine_to_coarse.items():
+    a_to_b = json.loads((b / CORRESPONDENCE_FILE).read_text())["classes"]  # A's class -> B's class
+    truth = {("A", "B"): {f: {c} for f, c in a_to_b.items()}, ("B", "A"): {}}
+    for f, c in a_to_b.items():
         truth[("B", "A")].setdefault(c, set()).add(f)
     pairs = projection_weights(load_weights(checkpoint_of(run)))
     return {f"{s} to {t}": correspondence_found(weight, src, dst, truth[(s, t)]) for (s, t), (weight, src, dst) in pairs.items()}
@@ -195,13 +201,12 @@ def run_all(out: Path, second: str, iterations: int, seeds: list[int], extra: li
     shares = []
     for seed in seeds:
         for arm in arms:
-            run = out / (f"a-seed{seed}" if arm == "a" else f"{arm}-{second}-seed{seed}")
-            summary = trained(arm_config(arm, a, b, start, iterations, seed, extra), run)
+            summary = trained(arm_config(arm, a, b, start, iterations, seed, extra), run_folder(out, arm, second, seed))
             results[arm].append(summary)
             print(f"({arm}) seed {seed}: {summary['iterations']} iterations, {summary['wall_time_s']:.0f} s, top-1 A "
                   f"{100 * top1(summary, 'A'):.1f}%" + (f", B {100 * top1(summary, 'B'):.1f}%" if arm != "a" else ""), flush=True)
         if "c" in arms:
-            shares.append(correspondence_share(out / f"c-{second}-seed{seed}", b))
+            shares.append(correspondence_share(run_folder(out, "c", second, seed), b))
     print(f"\n{'arm':<26} {'top-1 A':>15} {'top-1 B':>15}  (mean ± SD over seeds {seeds})")
     mean = {}
     for arm in arms:
