@@ -214,12 +214,11 @@ def run_all(out: Path, second: str, iterations: int, seeds: list[int], extra: li
         mean[arm] = statistics.mean(on_a)
         on_b = spread([100 * top1(s, "B") for s in results[arm]]) if arm != "a" else "-"
         print(f"{ARMS[arm]:<26} {spread(on_a):>15} {on_b:>15}")
-    found = sum(f for share in shares for f, _ in share.values())
-    having = sum(n for share in shares for _, n in share.values())
-    for direction in shares[0] if shares else []:
-        f, n = sum(s[direction][0] for s in shares), sum(s[direction][1] for s in shares)
+    per_direction = {d: [sum(share[d][i] for share in shares) for i in (0, 1)] for d in (shares[0] if shares else [])}
+    for direction, (f, n) in per_direction.items():
         print(f"true correspondence is the top projection pair, {direction}: {f}/{n} classes")
     if shares:
+        found, having = (sum(counts[i] for counts in per_direction.values()) for i in (0, 1))
         print(f"correspondences found: {found}/{having} = {100 * found / max(having, 1):.0f}% (target >= 90%)")
     if arms == "abc":
         print(f"(c) - (a) on A: {mean['c'] - mean['a']:+.1f} points (target >= +3.0); (c) - (b): "

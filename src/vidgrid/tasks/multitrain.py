@@ -119,10 +119,10 @@ def hinge_balance(outputs: int, batch: int, *, variance_weight: float, covarianc
     hinge is met when that is ≥ 1: VICReg's 8,192 outputs over 2,048 rows give 1.28, the supplement's
     2,048 over a batch of 512 give 1.28, 512 outputs over 8 rows 0.44."""
     excess = outputs / max(batch - 1, 1) - 1
-    if excess <= 0 or covariance_weight == 0:
+    if excess <= 0:
         return math.inf
     reach = unit_variance_reach(variance_weight=variance_weight, covariance_weight=covariance_weight)
-    return ((reach - 1) / excess) ** (1 / 3)
+    return ((reach - 1) / excess) ** (1 / 3)  # no covariance penalty: reach and so the balance are inf
 
 
 class _GatherWithGrad(torch.autograd.Function):
