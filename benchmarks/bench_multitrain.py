@@ -182,7 +182,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=2000, help="optimizer steps of every arm (about)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="train.seed of each set of arms")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="run some of the arms")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="applied to every arm; before the options that take lists (--seeds and --arms take the words after them)")
     args = parser.parse_args()
     try:
         run_all(Path(args.out), args.b, args.iterations, args.seeds, args.overrides, arms="".join(args.arms))
