@@ -74,7 +74,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--augmentations", nargs="+", choices=list(AUGMENTATIONS), default=list(AUGMENTATIONS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to every run (before each model's own); before the options that take lists (--models and --augmentations take the words after them)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="applied to every run (before each model's own); before the options that take lists "
+                             "(--models and --augmentations take the words after them)")
     args = parser.parse_args()
     out = Path(args.out)
     data = out / "data"
