@@ -89,6 +89,8 @@ def test_hinge_balance_of_the_supplements_and_vicregs_batches_reaches_unit_varia
     assert hinge_balance(2048, 512, variance_weight=25.0, covariance_weight=1.0) == pytest.approx(1.28, abs=0.005)
     assert hinge_balance(8192, 2048, variance_weight=25.0, covariance_weight=1.0) == pytest.approx(1.28, abs=0.005)
     assert hinge_balance(2048, 512, variance_weight=25.0, covariance_weight=0.0) == math.inf
+    # MultiTrain's released code: 768 outputs (MViTv2-B's embedding) over the 64 clips of one accumulated step
+    assert hinge_balance(768, 64, variance_weight=25.0, covariance_weight=1.0) == pytest.approx(0.82, abs=0.005)
 
 
 def test_the_run_notes_a_batch_too_small_for_the_informative_loss():
@@ -198,6 +200,17 @@ def test_network_returns_heads_expander_projections_in_training_and_heads_alone_
     keys = set(task.for_inference(net).state_dict())
     assert not any(k.startswith(("head.projection", "head.expander")) for k in keys)
     assert {"head.classifier.k.0.weight", "head.classifier.m.2.weight"} <= keys
+
+
+def test_the_expander_reads_the_embedding_before_the_classifiers_dropout():
+    # MultiTrain's code drops out the heads' input only; with p = 1 the heads see zeros in training
+    model = create_model("x3d_xs", num_classes=5, dropout=0.5, width_factor=0.5, depth_factor=0.5)
+    model.head.dropout.p = 1.0
+    net = make_task().attach(model).train()
+    a, b = net(torch.randn(2, 3, 4, 32, 32)), net(torch.randn(2, 3, 4, 32, 32))
+    logits, expanded = slice(0, 5), slice(5, 5 + HIDDEN)
+    assert torch.equal(a[:, logits], b[:, logits])
+    assert not torch.allclose(a[:, expanded], b[:, expanded])
 
 
 def test_metrics_per_dataset_and_their_mean():

@@ -2,12 +2,12 @@
 Recognition", NeurIPS 2022, and its supplement §2.1): one backbone, a head per dataset.
 
 **Network** (:class:`MultiTrainNetwork`): the backbone's pooled embedding ``z`` feeds one classifier
-per dataset (a 2-layer MLP with 2048 hidden units and GELU, or a linear layer), an *expander* (a
-2-layer MLP, 2048 hidden, GELU) and, for every ordered pair of datasets ``a → b``, a linear layer
-without bias from head a's logits (C_a) to b's label space (C_b). In training one forward returns
-``(B, ΣC + E + Σ_pairs C_b)``: the heads' logits, the expander output, the projections; in eval mode
-the heads' logits ``(B, ΣC)`` alone, and :meth:`MultiTrain.for_inference` drops the expander and the
-projections (they train only).
+per dataset through the backbone head's dropout (a 2-layer MLP with 2048 hidden units and GELU, or a
+linear layer), an *expander* without it, as in MultiTrain's code (a 2-layer MLP, 2048 hidden, GELU)
+and, for every ordered pair of datasets ``a → b``, a linear layer without bias from head a's logits
+(C_a) to b's label space (C_b). In training one forward returns ``(B, ΣC + E + Σ_pairs C_b)``: the
+heads' logits, the expander output, the projections; in eval mode the heads' logits ``(B, ΣC)``
+alone, and :meth:`MultiTrain.for_inference` drops the expander and the projections (they train only).
 
 **Targets** float ``(1 + ΣC)``: the dataset's index, then its one-hot (softmax heads) or multi-hot
 (sigmoid heads) labels in its own block of the merged label space, zeros elsewhere.
@@ -117,7 +117,9 @@ def hinge_balance(outputs: int, batch: int, *, variance_weight: float, covarianc
     at least ``s⁴ (outputs / r - 1)``; ``variance_weight (1 - s) + covariance_weight s⁴ (outputs / r -
     1)`` is lowest at ``s = (variance_weight / (4 covariance_weight (outputs / r - 1)))^(1/3)``. The
     hinge is met when that is ≥ 1: VICReg's 8,192 outputs over 2,048 rows give 1.28, the supplement's
-    2,048 over a batch of 512 give 1.28, 512 outputs over 8 rows 0.44."""
+    2,048 over a batch of 512 give 1.28, 512 outputs over 8 rows 0.44. MultiTrain's released recipe
+    (its expander outputs the embedding's 768 values; 64 clips a step, gradients accumulated 8 times)
+    gives 0.82."""
     excess = outputs / max(batch - 1, 1) - 1
     if excess <= 0:
         return math.inf
@@ -207,13 +209,13 @@ class MultiTrainNetwork(nn.Module):
         self.head = MultiTrainHeads(heads, in_features=model.head.in_features, kind=kind, hidden=hidden)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Clips ``(B, C, T, H, W)`` -> the pooled embedding ``(B, D)`` after the backbone head's dropout."""
-        z = self.backbone.forward_head(self.backbone.forward_features(x), pre_logits=True)
-        return self.backbone.head.dropout(z)
+        """Clips ``(B, C, T, H, W)`` -> the pooled embedding ``(B, D)``."""
+        return self.backbone.forward_head(self.backbone.forward_features(x), pre_logits=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.embed(x)
-        logits = torch.cat([self.head.classifier[h.name](z).float() for h in self.heads], dim=1)  # (B, ΣC)
+        dropped = self.backbone.head.dropout(z)  # the classifiers' input; the expander's is z (as MultiTrain's code)
+        logits = torch.cat([self.head.classifier[h.name](dropped).float() for h in self.heads], dim=1)  # (B, ΣC)
         if not self.training or self.head.projection is None:
             return logits
         expanded = self.head.expander(z).float()  # (B, E)
