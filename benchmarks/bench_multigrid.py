@@ -13,9 +13,8 @@ Target on the 2-core CPU machines: ≥ 2.5× wall-clock at top-1 within 1 point.
 ``--epochs`` is the baseline's (default: the demo's 40; the recipe's LR stage starts are scaled with
 it); use enough for the baseline to saturate, or the comparison measures how far each run is from
 converged rather than multigrid. ``--seeds`` repeats both runs per ``train.seed`` (one dataset) and
-adds the mean and range: a single small run is noisy. Extra ``KEY=VALUE`` overrides apply to every
-run (e.g. ``train.device=cuda data.workers=8``); give them before ``--seeds`` and ``--datasets``,
-which take the words after them.
+adds the mean and range: a single small run is noisy. Extra ``KEY=VALUE`` overrides, anywhere on the
+line, apply to every run (e.g. ``train.device=cuda data.workers=8``).
 
 ``--suite`` runs the robustness suite instead: baseline and multigrid, each with the demo recipe
 unchanged (flip off where the data's ``meta.json`` says it is direction-sensitive), on every dataset
@@ -36,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidgrid.cli import parse_with_overrides
 from vidgrid.config import Config, load_config
 from vidgrid.data.synthetic import write_synthetic_dataset
 from vidgrid.engine.logging import METRICS_FILE, read_metrics
@@ -55,9 +55,8 @@ def main() -> None:
     parser.add_argument("--suite", action="store_true", help="the robustness suite: every dataset of SUITE")
     parser.add_argument("--datasets", nargs="+", default=None, choices=[d.name for d in SUITE],
                         help="with --suite: only these datasets")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="applied to every run; before the options that take lists (--seeds and --datasets take the words after them)")
-    args = parser.parse_args()
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to every run")
+    args = parse_with_overrides(parser)
     try:
         run_suite(args) if args.suite else run_all(args)
     except VidgridError as e:

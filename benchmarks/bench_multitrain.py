@@ -42,7 +42,7 @@ is the top projection pair for ≥ 90% of the classes.
                                           [--iterations N] [--seeds S ...] [--arms a b c]
 
 A run whose ``summary.json`` exists is not trained again; (a) and the pretraining are shared by
-every kind of B. Extra overrides (before the options that take lists) apply to every arm.
+every kind of B. Extra ``KEY=VALUE`` overrides, anywhere on the line, apply to every arm.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from vidgrid.cli import parse_with_overrides
 from vidgrid.config import Config, load_config
 from vidgrid.data.synthetic import CORRESPONDENCE_FILE, write_synthetic_dataset
 from vidgrid.data.synthetic_classes import CLASSES, DEMO_CLASSES
@@ -182,9 +183,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=2000, help="optimizer steps of every arm (about)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="train.seed of each set of arms")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="run some of the arms")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="applied to every arm; before the options that take lists (--seeds and --arms take the words after them)")
-    args = parser.parse_args()
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to every arm")
+    args = parse_with_overrides(parser)
     try:
         run_all(Path(args.out), args.b, args.iterations, args.seeds, args.overrides, arms="".join(args.arms))
     except VidgridError as e:

@@ -18,7 +18,8 @@ LR stages and warm-up scaled to ``--epochs``; validation every ``--eval-every`` 
 
 and prints, per run, the validation top-1, mean IoU, box MAE (pixels of the test crop) at the end
 and each head's best epoch, then writes them to ``DIR/bench_sibling.json``. Extra ``KEY=VALUE``
-overrides (before the options) apply to every run. The data set (``vidgrid synth --boxes``) is written once under ``DIR/data``.
+overrides, anywhere on the line, apply to every run. The data set (``vidgrid synth --boxes``) is
+written once under ``DIR/data``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import json
 import time
 from pathlib import Path
 
+from vidgrid.cli import parse_with_overrides
 from vidgrid.config import load_config
 from vidgrid.data.synthetic import write_synthetic_dataset
 from vidgrid.engine import trainer
@@ -74,10 +76,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--augmentations", nargs="+", choices=list(AUGMENTATIONS), default=list(AUGMENTATIONS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="applied to every run (before each model's own); before the options that take lists "
-                             "(--models and --augmentations take the words after them)")
-    args = parser.parse_args()
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to every run (before each model's own)")
+    args = parse_with_overrides(parser)
     out = Path(args.out)
     data = out / "data"
     if not (data / "boxes.csv").is_file():

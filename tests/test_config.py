@@ -5,8 +5,8 @@ import math
 import pytest
 import yaml
 
-from vidgrid.cli import main
-from vidgrid.config import Config, config_to_dict, list_recipes, load_config, save_config
+from vidgrid.cli import main, parse_args
+from vidgrid.config import Config, config_to_dict, list_recipes, load_config, save_config, split_overrides
 from vidgrid.errors import ConfigError
 
 
@@ -72,3 +72,20 @@ def test_cli_config_error_is_one_line_exit_2(capsys):
     assert main(["schedule", "nonexistent-recipe.yaml"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: nonexistent-recipe.yaml: config file not found") and err.count("\n") == 1
+
+
+def test_overrides_may_follow_an_option_that_takes_a_list():
+    args = parse_args(["eval", "demo", "--views", "1", "3", "data.frames=16", "--checkpoint", "c.pt", "optim.lr=0.2"])
+    assert args.views == [1, 3] and args.checkpoint == "c.pt"
+    assert args.overrides == ["data.frames=16", "optim.lr=0.2"]  # in their order
+    assert parse_args(["train", "demo", "datasets=[]"]).overrides == ["datasets=[]"]  # a key without a dot
+
+
+def test_a_word_is_an_override_only_when_its_key_starts_at_a_config_field(capsys):
+    assert split_overrides(["a=1.mp4", "clips/x=2.mp4", "model.name=x3d_s", "data.frames=8"]) == (
+        ["a=1.mp4", "clips/x=2.mp4"], ["model.name=x3d_s", "data.frames=8"]
+    )
+    assert parse_args(["predict", "a=1.mp4", "--checkpoint", "c.pt"]).videos == ["a=1.mp4"]
+    with pytest.raises(SystemExit):  # predict takes no overrides
+        parse_args(["predict", "v.mp4", "--checkpoint", "c.pt", "data.frames=8"])
+    assert "unrecognized arguments: data.frames=8" in capsys.readouterr().err

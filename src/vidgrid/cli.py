@@ -203,14 +203,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Parse the command line; ``KEY=VALUE`` overrides may also follow the options
-    (``vidgrid eval CONFIG --checkpoint CKPT data.frames=16``) and keep their order."""
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        if getattr(args, "overrides", None) is None or any(e.startswith("-") or "=" not in e for e in extra):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.overrides = [*args.overrides, *extra]
+    return parse_with_overrides(build_parser(), argv)
+
+
+def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a command line whose ``KEY=VALUE`` overrides may stand anywhere, also after the options
+    (``vidgrid eval CONFIG --checkpoint CKPT --views 1 3 data.frames=16``), and keep their order in
+    ``overrides``; a command without overrides rejects them."""
+    from vidgrid.config import split_overrides
+
+    words, overrides = split_overrides(sys.argv[1:] if argv is None else list(argv))
+    args = parser.parse_args(words)
+    if overrides:
+        if getattr(args, "overrides", None) is None:
+            parser.error(f"unrecognized arguments: {' '.join(overrides)}")
+        args.overrides = [*args.overrides, *overrides]
     return args
 
 

@@ -50,7 +50,8 @@ __all__ = [
     "KINETICS_MEAN", "KINETICS_STD", "Config", "DataConfig", "DatasetConfig", "DetectionConfig", "EvalConfig",
     "ExpandConfig", "ModelConfig", "MultigridConfig", "MultiTrainConfig", "OptimConfig", "ScheduleConfig", "TaskConfig",
     "TrainConfig", "coerce", "config_from_dict",
-    "config_to_dict", "describe", "list_recipes", "load_config", "resolve_recipe", "save_config", "validate",
+    "config_to_dict", "describe", "is_override", "list_recipes", "load_config", "resolve_recipe", "save_config",
+    "split_overrides", "validate",
 ]
 
 
@@ -100,6 +101,20 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         _merge(cfg, tree, where="command line", prefix="")
     validate(cfg)
     return cfg
+
+
+def is_override(word: str) -> bool:
+    """Whether a command-line word is a ``KEY=VALUE`` override: a dotted key that starts at a config
+    field (``data.frames=16``, ``datasets=[...]``), so a file named ``a=1.mp4`` is not one."""
+    key, sep, _ = word.partition("=")
+    parts = key.split(".")
+    return bool(sep) and parts[0] in {f.name for f in dataclasses.fields(Config)} and all(p.isidentifier() for p in parts)
+
+
+def split_overrides(words: list[str]) -> tuple[list[str], list[str]]:
+    """``words`` without their overrides (:func:`is_override`), and the overrides in their order: on a
+    command line they may stand anywhere, also after an option that takes a list (``--seeds 0 1``)."""
+    return [w for w in words if not is_override(w)], [w for w in words if is_override(w)]
 
 
 def config_from_dict(tree: dict[str, Any], *, where: str = "saved config") -> Config:
