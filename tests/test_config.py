@@ -1,6 +1,7 @@
 """Config loading: defaults, recipes, dotted overrides and one-line errors naming the key."""
 
 import math
+import re
 
 import pytest
 import yaml
@@ -89,3 +90,26 @@ def test_a_word_is_an_override_only_when_its_key_starts_at_a_config_field(capsys
     with pytest.raises(SystemExit):  # predict takes no overrides
         parse_args(["predict", "v.mp4", "--checkpoint", "c.pt", "data.frames=8"])
     assert "unrecognized arguments: data.frames=8" in capsys.readouterr().err
+
+
+def test_a_recipe_builds_on_its_base_and_lists_only_what_differs(tmp_path):
+    (tmp_path / "parent.yaml").write_text("base: demo\noptim: {lr: 0.3}\nschedule: {steps: [0, 10, 20], lrs: [1, 0.1, 0.01]}\n")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\noptim: {weight_decay: 0.001}\nschedule: {steps: [0, 5], lrs: [1, 0.5]}\n")
+    demo, child = load_config("demo"), load_config(tmp_path / "child.yaml")
+    assert (child.optim.lr, child.optim.weight_decay) == (0.3, 0.001)  # a section merges key by key
+    assert (child.schedule.steps, child.schedule.lrs) == ([0, 5], [1, 0.5])  # a list is replaced
+    assert (child.model, child.multigrid, child.data) == (demo.model, demo.multigrid, demo.data)
+    assert "base" not in config_to_dict(child)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("base: me.yaml\n", "me.yaml: 'base' = 'me.yaml' leads back to me.yaml"),
+    ("base: [demo]\n", "me.yaml: 'base' = ['demo']: expected the path or name"),
+    ("base: nowhere\n", "nowhere: config file not found"),
+    ("base: bad.yaml\n", "bad.yaml: unknown config key 'optim.learning_rate'"),
+])
+def test_a_bad_base_is_a_config_error_naming_the_file(tmp_path, text, message):
+    (tmp_path / "bad.yaml").write_text("optim: {learning_rate: 0.1}\n")
+    (tmp_path / "me.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(tmp_path / "me.yaml")

@@ -79,14 +79,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     """Defaults, then the recipe at ``path`` (if any), then ``key=value`` overrides."""
     cfg = Config()
     if path is not None:
-        recipe = resolve_recipe(path)
-        try:
-            tree = yaml.safe_load(recipe.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{recipe}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{recipe}: expected a mapping of sections (data:, model:, ...)")
-        _merge(cfg, tree, where=str(recipe), prefix="")
+        _apply_recipe(cfg, resolve_recipe(path), inheriting=())
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
@@ -101,6 +94,27 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         _merge(cfg, tree, where="command line", prefix="")
     validate(cfg)
     return cfg
+
+
+def _apply_recipe(cfg: Config, recipe: Path, *, inheriting: tuple[Path, ...]) -> None:
+    """Merge ``recipe`` into ``cfg``, after the recipe it names in ``base:`` (a path beside it, or a
+    packaged recipe's name), so a variant lists only what differs from the recipe it builds on."""
+    try:
+        tree = yaml.safe_load(recipe.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{recipe}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{recipe}: expected a mapping of sections (data:, model:, ...)")
+    if "base" in tree:
+        base = tree.pop("base")
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"{recipe}: 'base' = {base!r}: expected the path or name of the recipe this one builds on")
+        beside = recipe.parent / base
+        parent = beside.resolve() if beside.is_file() else resolve_recipe(base).resolve()
+        if parent in (*inheriting, recipe.resolve()):
+            raise ConfigError(f"{recipe}: 'base' = {base!r} leads back to {recipe.name}: recipes cannot build on themselves")
+        _apply_recipe(cfg, parent, inheriting=(*inheriting, recipe.resolve()))
+    _merge(cfg, tree, where=str(recipe), prefix="")
 
 
 def is_override(word: str) -> bool:
