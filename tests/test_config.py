@@ -104,12 +104,14 @@ def test_a_recipe_builds_on_its_base_and_lists_only_what_differs(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("base: me.yaml\n", "me.yaml: 'base' = 'me.yaml' leads back to me.yaml"),
+    ("base: loop.yaml\n", "loop.yaml: 'base' = 'me.yaml' leads back to me.yaml"),
     ("base: [demo]\n", "me.yaml: 'base' = ['demo']: expected the path or name"),
     ("base: nowhere\n", "nowhere: config file not found"),
     ("base: bad.yaml\n", "bad.yaml: unknown config key 'optim.learning_rate'"),
 ])
 def test_a_bad_base_is_a_config_error_naming_the_file(tmp_path, text, message):
     (tmp_path / "bad.yaml").write_text("optim: {learning_rate: 0.1}\n")
+    (tmp_path / "loop.yaml").write_text("base: me.yaml\n")
     (tmp_path / "me.yaml").write_text(text)
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(tmp_path / "me.yaml")

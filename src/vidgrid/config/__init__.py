@@ -112,7 +112,7 @@ def _apply_recipe(cfg: Config, recipe: Path, *, inheriting: tuple[Path, ...]) ->
         beside = recipe.parent / base
         parent = beside.resolve() if beside.is_file() else resolve_recipe(base).resolve()
         if parent in (*inheriting, recipe.resolve()):
-            raise ConfigError(f"{recipe}: 'base' = {base!r} leads back to {recipe.name}: recipes cannot build on themselves")
+            raise ConfigError(f"{recipe}: 'base' = {base!r} leads back to {parent.name}: recipes cannot build on themselves")
         _apply_recipe(cfg, parent, inheriting=(*inheriting, recipe.resolve()))
     _merge(cfg, tree, where=str(recipe), prefix="")
 
