@@ -50,7 +50,7 @@ __all__ = [
     "KINETICS_MEAN", "KINETICS_STD", "Config", "DataConfig", "DatasetConfig", "DetectionConfig", "EvalConfig",
     "ExpandConfig", "ModelConfig", "MultigridConfig", "MultiTrainConfig", "OptimConfig", "ScheduleConfig", "TaskConfig",
     "TrainConfig", "coerce", "config_from_dict",
-    "config_to_dict", "describe", "is_override", "list_recipes", "load_config", "resolve_recipe", "save_config",
+    "config_to_dict", "describe", "list_recipes", "load_config", "resolve_recipe", "save_config",
     "split_overrides", "validate",
 ]
 
@@ -111,24 +111,32 @@ def _apply_recipe(cfg: Config, recipe: Path, *, inheriting: tuple[Path, ...]) ->
             raise ConfigError(f"{recipe}: 'base' = {base!r}: expected the path or name of the recipe this one builds on")
         beside = recipe.parent / base
         parent = beside.resolve() if beside.is_file() else resolve_recipe(base).resolve()
-        if parent in (*inheriting, recipe.resolve()):
+        chain = (*inheriting, recipe.resolve())
+        if parent in chain:
             raise ConfigError(f"{recipe}: 'base' = {base!r} leads back to {parent.name}: recipes cannot build on themselves")
-        _apply_recipe(cfg, parent, inheriting=(*inheriting, recipe.resolve()))
+        _apply_recipe(cfg, parent, inheriting=chain)
     _merge(cfg, tree, where=str(recipe), prefix="")
 
 
-def is_override(word: str) -> bool:
+_SECTIONS = frozenset(f.name for f in dataclasses.fields(Config))
+
+
+def _is_override(word: str) -> bool:
     """Whether a command-line word is a ``KEY=VALUE`` override: a dotted key that starts at a config
     field (``data.frames=16``, ``datasets=[...]``), so a file named ``a=1.mp4`` is not one."""
     key, sep, _ = word.partition("=")
     parts = key.split(".")
-    return bool(sep) and parts[0] in {f.name for f in dataclasses.fields(Config)} and all(p.isidentifier() for p in parts)
+    return bool(sep) and parts[0] in _SECTIONS and all(p.isidentifier() for p in parts)
 
 
 def split_overrides(words: list[str]) -> tuple[list[str], list[str]]:
-    """``words`` without their overrides (:func:`is_override`), and the overrides in their order: on a
+    """``words`` without their overrides (:func:`_is_override`), and the overrides in their order: on a
     command line they may stand anywhere, also after an option that takes a list (``--seeds 0 1``)."""
-    return [w for w in words if not is_override(w)], [w for w in words if is_override(w)]
+    rest: list[str] = []
+    overrides: list[str] = []
+    for word in words:
+        (overrides if _is_override(word) else rest).append(word)
+    return rest, overrides
 
 
 def config_from_dict(tree: dict[str, Any], *, where: str = "saved config") -> Config:
