@@ -221,9 +221,12 @@ def markdown(data: dict[str, Any]) -> str:
                          f"{_fmt(r['overhead_s'], 2)} | {_fmt(1000 * r['steady_s_per_iter'], 1)} |")
         for cycle, choice in data.get("multigrid_cheapest", {}).items():
             lines.append(f"\ncheapest for the {cycle} cycle over {choice['iterations']} iterations: **{choice['mode']}**")
+    baselines = {r.get("seed"): r["wall_time_s"] for r in data.get("demo", []) if r["run"] == "baseline"}
     for r in data.get("demo", []):
-        lines.append(f"\ndemo {r['run']}: {_fmt(r.get('wall_time_s'))} s, {r.get('iterations')} iterations, "
-                     f"top-1 {_fmt(100 * r['top1'] if r.get('top1') is not None else None)}%")
+        baseline = baselines.get(r.get("seed"))
+        speedup = f", {baseline / r['wall_time_s']:.2f}x the baseline's speed" if baseline and r["run"] != "baseline" else ""
+        lines.append(f"\ndemo {r['run']}, seed {r.get('seed')}: {_fmt(r.get('wall_time_s'))} s, {r.get('iterations')} iterations, "
+                     f"top-1 {_fmt(100 * r['top1'] if r.get('top1') is not None else None)}%{speedup}")
     for r in data.get("loader", []):
         lines.append(f"\n{r['what']}: {_fmt(r.get('clips_per_s'))} clips/s" + (f" ({r['note']})" if r.get("note") else ""))
     return "\n".join(lines) + "\n"

@@ -21,9 +21,12 @@ its budget stops starting measurements and is marked ``budget``):
    automatic dynamic shapes (the trainer's ``model.compile``), ``dynamic=True`` and ``dynamic=False``
    (one graph per shape): recompiles, total and steady time, and the cheapest over the demo's run.
 4. ``demo``: the synthetic-data demo's baseline vs multigrid wall clock, data pipeline in the loop
-   (``vidgrid.engine.trainer.train``, bf16, channels_last_3d, 15 loader workers) at 6 baseline epochs
-   (the recipe's 40 do not fit the budget: on an H200 20 epochs took 147 s, 59 ms per iteration of 8
-   clips; its LR stages are scaled as in ``bench_multigrid``).
+   (``vidgrid.engine.trainer.train``, fp32 channels-first as the X3D recipes train on a GPU, 15 loader
+   workers) at 6 baseline epochs by default (``--demo-epochs``; the recipe's 40 do not fit the budget:
+   on an H200 20 epochs took 147 s, 59 ms per iteration of 8 clips; its LR stages are scaled as in
+   ``bench_multigrid``): the baseline, multigrid with the recipe's batch cap, and multigrid with
+   Eq. 1's batches (``multigrid.max_batch_factor=0``), whose fewer, larger steps a launch-bound GPU
+   may favour where a CPU does not.
 5. ``loader``: decoded training clips/s of the DataLoader with 15 workers at X3D-M and SlowFast inputs
    after ``data prepare``, against what the GPU consumes (section 2), and GPU-side normalise/flip/crop.
 
@@ -40,6 +43,7 @@ import argparse
 import contextlib
 import datetime
 import io
+import itertools
 import logging
 import os
 import platform
@@ -47,19 +51,19 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch.utils.data import DataLoader
 
-from benchmarks.bench_decode import write_fixture
 from benchmarks.bench_multigrid import scaled_stages
 from benchmarks.bench_models import DEFAULT_VARIANTS, VARIANTS
+from benchmarks.gpu_loader import gpu_augment_speed, loader_speed, prepared_videos
 from benchmarks.gpu_models import (
     Subject, autocast, check_bf16_training, forward_gmacs, measure_fitting, pytorchvideo_subjects, release, synchronizer,
-    timed_clips_per_s, vidgrid_subject,
+    vidgrid_subject,
 )
 from benchmarks.gpu_results import (
     PEAK_BF16_FLOPS, Alarm, Budget, Results, cheapest_compile_mode, section_budget, time_limit,
@@ -67,10 +71,8 @@ from benchmarks.gpu_results import (
 from vidgrid.config import load_config
 from vidgrid.data.annotations import Annotations, Sample
 from vidgrid.data.dataset import VideoClipDataset
-from vidgrid.data.prepare import prepare_command
 from vidgrid.data.synthetic import write_synthetic_dataset
 from vidgrid.engine.build import build_model
-from vidgrid.engine.device import normalize_clip
 from vidgrid.engine.subbatch_bn import bn_grouping, convert_to_sub_batch_norm, set_bn_groups
 from vidgrid.engine.trainer import train
 from vidgrid.models.profile import training_step
@@ -87,6 +89,15 @@ GPUS_PER_NODE = 8
 """The recipes' global batches are for one 8-GPU node."""
 LOADER_INPUTS = {"x3d_m": (16, 5, 224), "slowfast_r50_8x8": (32, 2, 224)}
 """Model: (frames, sampling rate, crop) of its training clips."""
+
+
+DEMO_ON_GPU = ("train.precision=fp32", "model.channels_last=false")
+"""The demo recipe as the X3D recipes train on a GPU: X3D's depthwise convolutions ran 2.5-3x slower in
+channels_last_3d on an H200 and bf16 saved memory, not time (``benchmarks/results``)."""
+DEMO_ARMS = {"baseline": ["multigrid.enabled=false"], "multigrid": ["multigrid.enabled=true"],
+             "multigrid_eq1": ["multigrid.enabled=true", "multigrid.max_batch_factor=0"]}
+"""The demo runs: the recipe's multigrid caps each step's batch; ``multigrid_eq1`` takes Eq. 1's, fewer
+and larger steps."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,9 @@ class Settings:
     """Passes over each multigrid cycle's shapes (the last one is the steady state)."""
     demo_epochs: int
     """Baseline epochs of the demo runs (the recipe's LR stages scaled to them)."""
+    demo_seeds: tuple[int, ...]
+    demo_overrides: tuple[str, ...]
+    """Recipe overrides of every demo run besides data, epochs and device."""
     demo_train_per_class: int
     workers: int
     """DataLoader worker processes (demo and loader sections)."""
@@ -138,13 +152,13 @@ class Settings:
 GPU = Settings(
     device="cuda", compile_backend="inductor", compile_reserve=30.0, tiny=None, models=MODELS, batch=None,
     min_steps=2, max_steps=10, figure_s=1.5, check_batch=8, check_steps=6, tolerance=0.05, precision="bf16",
-    mg_rounds=3, demo_epochs=6, demo_train_per_class=100, workers=15, loader_batch=32, loader_seconds=8.0,
+    mg_rounds=3, demo_epochs=6, demo_seeds=(0,), demo_overrides=DEMO_ON_GPU, demo_train_per_class=100, workers=15, loader_batch=32, loader_seconds=8.0,
     total_s=470, budgets={"correctness": 30, "models": 260, "multigrid_compile": 60, "demo": 80, "loader": 40},
 )
 DRY = Settings(
     device="cpu", compile_backend="eager", compile_reserve=5.0, tiny=(4, 32), models=CHECKED, batch=2,
     min_steps=1, max_steps=2, figure_s=0.2, check_batch=2, check_steps=4, tolerance=0.05, precision="bf16",
-    mg_rounds=2, demo_epochs=1, demo_train_per_class=2, workers=1, loader_batch=2, loader_seconds=1.0,
+    mg_rounds=2, demo_epochs=1, demo_seeds=(0,), demo_overrides=DEMO_ON_GPU, demo_train_per_class=2, workers=1, loader_batch=2, loader_seconds=1.0,
     total_s=110, budgets={"correctness": 15, "models": 40, "multigrid_compile": 20, "demo": 20, "loader": 15},
 )
 
@@ -281,23 +295,24 @@ def demo(results: Results, s: Settings, budget: Budget, device: torch.device, wo
     base = load_config("demo")
     common = [
         f"train.epochs={s.demo_epochs}", *scaled_stages(base, s.demo_epochs), f"data.train_list={data / 'train.csv'}",
-        f"data.val_list={data / 'val.csv'}", f"train.device={device.type}", f"train.precision={s.precision}",
-        f"data.workers={s.workers}",
+        f"data.val_list={data / 'val.csv'}", f"train.device={device.type}", f"data.workers={s.workers}", *s.demo_overrides,
     ]
-    spent = 0.0
-    for name in ("baseline", "multigrid"):
-        if budget.left() < spent:  # the second run takes about as long as the first
+    seconds_per_iteration = None
+    for seed, (name, arm) in itertools.product(s.demo_seeds, DEMO_ARMS.items()):
+        cfg = load_config("demo", [*common, *arm, f"train.seed={seed}"])
+        expected = schedule_from_config(cfg).total_iterations(10 * s.demo_train_per_class) * (seconds_per_iteration or 0.0)
+        if budget.left() < expected:
             return "budget"
-        cfg = load_config("demo", [*common, f"multigrid.enabled={'true' if name == 'multigrid' else 'false'}"])
         started = time.perf_counter()
         with contextlib.redirect_stderr(io.StringIO()):  # the progress bar
-            summary = train(cfg, work / f"demo-{name}")
+            summary = train(cfg, work / f"demo-{name}-seed{seed}")
         spent = time.perf_counter() - started
-        row = {"run": name, "epochs": summary["epochs"], "iterations": summary["iterations"],
+        seconds_per_iteration = max(seconds_per_iteration or 0.0, spent / summary["iterations"])
+        row = {"run": name, "seed": seed, "epochs": summary["epochs"], "iterations": summary["iterations"],
                "wall_time_s": summary["wall_time_s"], "run_time_s": spent, "top1": summary["top1"],
-               "clips_seen": summary["clips_seen"], "precision": s.precision, "workers": s.workers}
+               "clips_seen": summary["clips_seen"], "overrides": [*s.demo_overrides, *arm]}
         results.add("demo", row)
-        print(f"  {name}: {row['wall_time_s']:.1f} s, {row['iterations']} iterations, top-1 {100 * row['top1']:.1f}%", flush=True)
+        print(f"  {name}, seed {seed}: {row['wall_time_s']:.1f} s, {row['iterations']} iterations, top-1 {100 * row['top1']:.1f}%", flush=True)
     return "done"
 
 
@@ -331,47 +346,6 @@ def loader(results: Results, s: Settings, budget: Budget, device: torch.device, 
         note = f"not importable ({e})"
     results.add("loader", {"what": "torchcodec", "clips_per_s": None, "note": note})
     return "done"
-
-
-def prepared_videos(folder: Path, count: int) -> list[Path]:
-    """``count`` 10 s 340×256 H.264 fixtures (``bench_decode``'s), through ``data prepare`` (short side 256)."""
-    src = folder / "src"
-    src.mkdir(parents=True, exist_ok=True)
-    paths = [src / f"v{k}.mp4" for k in range(count)]
-    for k, path in enumerate(paths):
-        if not path.is_file():
-            write_fixture(path, 340, 256, None, seed=k)
-    (src / "list.txt").write_text("".join(f"{p.name} 0\n" for p in paths))
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        prepare_command(src / "list.txt", folder / "prepared", root=None, short_side=256, keyint=16, workers=count)
-    return [folder / "prepared" / p.name for p in paths]
-
-
-def loader_speed(loader: DataLoader, batch: int, seconds: float) -> float:
-    """Clips/s of ``loader`` after its first batch (worker start-up), for about ``seconds``."""
-    batches = iter(loader)
-    next(batches)
-    started, clips = time.perf_counter(), 0
-    try:
-        while time.perf_counter() - started < seconds:
-            clips += len(next(batches)[0])
-    finally:
-        batches._shutdown_workers()  # type: ignore[attr-defined]
-    return clips / (time.perf_counter() - started)
-
-
-def gpu_augment_speed(frames: int, crop: int, *, batch: int, device: torch.device, seconds: float) -> dict[str, Any]:
-    """Clips/s of normalise (``normalize_clip``), random crop and flip of uint8 clips on the device."""
-    side = crop * 8 // 7  # a 256² clip cropped to 224²
-    clips = torch.randint(0, 256, (batch, 3, frames, side, side), dtype=torch.uint8, device=device)
-
-    def step() -> None:
-        x = normalize_clip(clips, (0.45,) * 3, (0.225,) * 3)[..., :crop, side - crop:]
-        torch.flip(x, dims=(-1,))
-
-    step()
-    speed, _ = timed_clips_per_s(step, batch=batch, min_steps=2, max_steps=10_000, seconds=seconds, sync=synchronizer(device))
-    return {"what": f"on-device normalise + crop + flip, uint8 {frames}x{side}² -> {crop}²", "clips_per_s": speed}
 
 
 def best_speeds(results: Results) -> dict[str, float]:
@@ -416,9 +390,25 @@ def meta_of(s: Settings, device: torch.device, dry: bool) -> dict[str, Any]:
 SECTIONS = ("correctness", "models", "multigrid_compile", "demo", "loader")
 
 
-def run(out: Path, work: Path, *, dry: bool, sections: tuple[str, ...]) -> Results:
-    """Every section in order, within its budget; returns the results (also saved under ``out``)."""
+def settings_for(dry: bool, *, models: list[str] | None = None, demo_epochs: int | None = None,
+                 demo_seeds: list[int] | None = None, budgets: list[str] = ()) -> Settings:
+    """``DRY`` or ``GPU`` with the command line's changes; ``budgets`` are ``SECTION=SECONDS`` words, and
+    the whole run's budget grows or shrinks with them."""
     s = DRY if dry else GPU
+    planned = dict(s.budgets)
+    for word in budgets:
+        name, _, seconds = word.partition("=")
+        if name not in SECTIONS or not seconds.replace(".", "", 1).isdigit():
+            raise ValueError(f"--budget {word}: expected SECTION=SECONDS with SECTION one of {', '.join(SECTIONS)}")
+        planned[name] = float(seconds)
+    total = s.total_s + sum(planned.values()) - sum(s.budgets.values())
+    return replace(s, models=tuple(models or s.models), demo_epochs=demo_epochs or s.demo_epochs,
+                   demo_seeds=tuple(demo_seeds or s.demo_seeds), budgets=planned, total_s=total)
+
+
+def run(out: Path, work: Path, *, dry: bool, sections: tuple[str, ...], s: Settings | None = None) -> Results:
+    """Every section in order, within its budget; returns the results (also saved under ``out``)."""
+    s = s or (DRY if dry else GPU)
     # Dynamo's symbolic shapes log a warning per failed range analysis (210 lines in one H200 run's
     # dynamic-shape compile of the demo model), which buries the figures.
     logging.getLogger("torch.utils._sympy.interp").setLevel(logging.ERROR)
@@ -453,14 +443,26 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("gpu-suite"), help="folder for gpu_suite.json and gpu_suite.md")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder for data and runs (default: a temporary one)")
     parser.add_argument("--dry", action="store_true", help="rehearse on the CPU with tiny inputs (about 2 minutes)")
-    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="the sections to run, in this order")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=None,
+                        help="measure only these models (default: all, or the checked three in a dry run)")
+    parser.add_argument("--demo-epochs", type=int, default=None, help="baseline epochs of the demo runs")
+    parser.add_argument("--demo-seeds", type=int, nargs="+", default=None, help="seeds of the demo runs (default: 0)")
+    parser.add_argument("--budget", nargs="+", default=[], metavar="SECTION=SECONDS",
+                        help="a section's planned seconds (the whole run's budget is their sum)")
     args = parser.parse_args()
+    try:
+        s = settings_for(args.dry, models=args.models, demo_epochs=args.demo_epochs, demo_seeds=args.demo_seeds,
+                         budgets=args.budget)
+    except ValueError as e:
+        parser.error(str(e))
     if not args.dry and not torch.cuda.is_available():
         print(f"error: no CUDA device (torch {torch.__version__}); run with --dry to rehearse on the CPU", file=sys.stderr)
         return 2
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gpu_suite_") as tmp:
-        results = run(args.out, args.work or Path(tmp), dry=args.dry, sections=tuple(args.sections))
+        results = run(args.out, args.work or Path(tmp), dry=args.dry, sections=tuple(args.sections), s=s)
     print(results.table_path.read_text())
     print(f"total {time.perf_counter() - started:.0f} s; figures in {results.json_path}")
     return 0

@@ -155,3 +155,27 @@ def test_the_loader_section_rehearses_on_cpu(tmp_path) -> None:
     assert saved["sections"]["loader"]["status"] == "done"
     speeds = [row["clips_per_s"] for row in saved["loader"] if row["what"] != "torchcodec"]
     assert len(speeds) == 3 and all(v > 0 for v in speeds)
+
+
+def test_command_line_settings_pick_models_demo_runs_and_budgets() -> None:
+    s = gpu_suite.settings_for(False, models=["x3d_l"], demo_epochs=40, demo_seeds=[0, 1], budgets=["demo=300", "loader=10.5"])
+    assert s.models == ("x3d_l",) and s.demo_epochs == 40 and s.demo_seeds == (0, 1)
+    assert s.budgets["demo"] == 300.0 and s.budgets["loader"] == 10.5 and s.budgets["models"] == gpu_suite.GPU.budgets["models"]
+    assert s.total_s == pytest.approx(gpu_suite.GPU.total_s + (300 - 80) + (10.5 - 40))
+    assert gpu_suite.settings_for(True) == gpu_suite.DRY
+    for word in ("demo", "dmeo=30", "demo=-5", "demo=fast"):
+        with pytest.raises(ValueError, match=f"^--budget {word}: expected SECTION=SECONDS with SECTION one of correctness, "):
+            gpu_suite.settings_for(False, budgets=[word])
+
+
+@pytest.mark.slow
+def test_the_demo_section_times_the_baseline_and_both_multigrid_batchings_per_seed(tmp_path) -> None:
+    s = gpu_suite.settings_for(True, demo_seeds=[0, 1])
+    results = gpu_suite.run(tmp_path / "out", tmp_path / "work", dry=True, sections=("demo",), s=s)
+    rows = json.loads(results.json_path.read_text())["demo"]
+    assert [(r["run"], r["seed"]) for r in rows] == [(run, seed) for seed in (0, 1) for run in gpu_suite.DEMO_ARMS]
+    assert rows[1]["iterations"] >= rows[2]["iterations"]  # the cap cuts Eq. 1's steps into more, smaller ones
+    assert "multigrid.max_batch_factor=0" in rows[2]["overrides"] and "train.precision=fp32" in rows[2]["overrides"]
+    speedup = rows[0]["wall_time_s"] / rows[1]["wall_time_s"]
+    assert f"demo multigrid, seed 0: {rows[1]['wall_time_s']:.1f} s" in results.table_path.read_text()
+    assert f"{speedup:.2f}x the baseline's speed" in results.table_path.read_text()
