@@ -106,7 +106,7 @@ def test_a_recipe_builds_on_its_base_and_lists_only_what_differs(tmp_path):
     ("base: me.yaml\n", "me.yaml: 'base' = 'me.yaml' leads back to me.yaml"),
     ("base: loop.yaml\n", "loop.yaml: 'base' = 'me.yaml' leads back to me.yaml"),
     ("base: [demo]\n", "me.yaml: 'base' = ['demo']: expected the path or name"),
-    ("base: nowhere\n", "nowhere: config file not found"),
+    ("base: nowhere\n", "me.yaml: 'base' = 'nowhere': expected a recipe file beside it ("),
     ("base: bad.yaml\n", "bad.yaml: unknown config key 'optim.learning_rate'"),
 ])
 def test_a_bad_base_is_a_config_error_naming_the_file(tmp_path, text, message):

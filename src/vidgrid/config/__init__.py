@@ -110,7 +110,11 @@ def _apply_recipe(cfg: Config, recipe: Path, *, inheriting: tuple[Path, ...]) ->
         if not isinstance(base, str) or not base:
             raise ConfigError(f"{recipe}: 'base' = {base!r}: expected the path or name of the recipe this one builds on")
         beside = recipe.parent / base
-        parent = beside.resolve() if beside.is_file() else resolve_recipe(base).resolve()
+        try:
+            parent = beside.resolve() if beside.is_file() else resolve_recipe(base).resolve()
+        except ConfigError:
+            raise ConfigError(f"{recipe}: 'base' = {base!r}: expected a recipe file beside it ({beside} is not one) "
+                              f"or a packaged recipe among {list_recipes()}") from None
         chain = (*inheriting, recipe.resolve())
         if parent in chain:
             raise ConfigError(f"{recipe}: 'base' = {base!r} leads back to {parent.name}: recipes cannot build on themselves")
