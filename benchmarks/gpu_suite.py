@@ -23,10 +23,10 @@ its budget stops starting measurements and is marked ``budget``):
 4. ``demo``: the synthetic-data demo's baseline vs multigrid wall clock, data pipeline in the loop
    (``vidgrid.engine.trainer.train``, fp32 channels-first as the X3D recipes train on a GPU, 15 loader
    workers) at 6 baseline epochs by default (``--demo-epochs``; the recipe's 40 do not fit the budget:
-   on an H200 20 epochs took 147 s, 59 ms per iteration of 8 clips; its LR stages are scaled as in
-   ``bench_multigrid``): the baseline, multigrid with the recipe's batch cap, and multigrid with
-   Eq. 1's batches (``multigrid.max_batch_factor=0``), whose fewer, larger steps a launch-bound GPU
-   may favour where a CPU does not.
+   20 epochs took 147 s on an H200 in bf16 channels-last, 59 ms per iteration of 8 clips, and 33 s on
+   an H100 in fp32 channels-first; its LR stages are scaled as in ``bench_multigrid``): the baseline, multigrid with the recipe's batch cap, and multigrid with
+   Eq. 1's batches (``multigrid.max_batch_factor=0``), whose fewer, larger steps cost about as much
+   each as the cap's on a GPU where the demo's model is bound by kernel launches (H100: 13-17 ms).
 5. ``loader``: decoded training clips/s of the DataLoader with 15 workers at X3D-M and SlowFast inputs
    after ``data prepare``, against what the GPU consumes (section 2), and GPU-side normalise/flip/crop.
 
@@ -92,8 +92,9 @@ LOADER_INPUTS = {"x3d_m": (16, 5, 224), "slowfast_r50_8x8": (32, 2, 224)}
 
 
 DEMO_ON_GPU = ("train.precision=fp32", "model.channels_last=false")
-"""The demo recipe as the X3D recipes train on a GPU: X3D's depthwise convolutions ran 2.5-3x slower in
-channels_last_3d on an H200 and bf16 saved memory, not time (``benchmarks/results``)."""
+"""The demo recipe as the X3D recipes train on a GPU (the dry run rehearses the same): X3D's depthwise
+convolutions ran 2.5-4x slower in channels_last_3d on an H200 and an H100, and bf16 saved memory, not
+time (``benchmarks/results``)."""
 DEMO_ARMS = {"baseline": ["multigrid.enabled=false"], "multigrid": ["multigrid.enabled=true"],
              "multigrid_eq1": ["multigrid.enabled=true", "multigrid.max_batch_factor=0"]}
 """The demo runs: the recipe's multigrid caps each step's batch; ``multigrid_eq1`` takes Eq. 1's, fewer
@@ -135,6 +136,7 @@ class Settings:
     demo_epochs: int
     """Baseline epochs of the demo runs (the recipe's LR stages scaled to them)."""
     demo_seeds: tuple[int, ...]
+    """``train.seed`` of each round of demo runs (every arm once per seed)."""
     demo_overrides: tuple[str, ...]
     """Recipe overrides of every demo run besides data, epochs and device."""
     demo_train_per_class: int
@@ -152,13 +154,15 @@ class Settings:
 GPU = Settings(
     device="cuda", compile_backend="inductor", compile_reserve=30.0, tiny=None, models=MODELS, batch=None,
     min_steps=2, max_steps=10, figure_s=1.5, check_batch=8, check_steps=6, tolerance=0.05, precision="bf16",
-    mg_rounds=3, demo_epochs=6, demo_seeds=(0,), demo_overrides=DEMO_ON_GPU, demo_train_per_class=100, workers=15, loader_batch=32, loader_seconds=8.0,
+    mg_rounds=3, demo_epochs=6, demo_seeds=(0,), demo_overrides=DEMO_ON_GPU, demo_train_per_class=100, workers=15,
+    loader_batch=32, loader_seconds=8.0,
     total_s=470, budgets={"correctness": 30, "models": 260, "multigrid_compile": 60, "demo": 80, "loader": 40},
 )
 DRY = Settings(
     device="cpu", compile_backend="eager", compile_reserve=5.0, tiny=(4, 32), models=CHECKED, batch=2,
     min_steps=1, max_steps=2, figure_s=0.2, check_batch=2, check_steps=4, tolerance=0.05, precision="bf16",
-    mg_rounds=2, demo_epochs=1, demo_seeds=(0,), demo_overrides=DEMO_ON_GPU, demo_train_per_class=2, workers=1, loader_batch=2, loader_seconds=1.0,
+    mg_rounds=2, demo_epochs=1, demo_seeds=(0,), demo_overrides=DEMO_ON_GPU, demo_train_per_class=2, workers=1,
+    loader_batch=2, loader_seconds=1.0,
     total_s=110, budgets={"correctness": 15, "models": 40, "multigrid_compile": 20, "demo": 20, "loader": 15},
 )
 
