@@ -75,6 +75,22 @@ def test_network_on_every_backbone_family(name):
     assert torch.isfinite(loss) and net.head.fc.weight.grad.abs().sum() > 0
 
 
+def test_boxes_pass_through_bf16_autocast_in_float32_beside_close_logits():
+    task = Detection(CLASSES)
+    net = task.attach(tiny("slowfast_r50_4x16")).eval()
+    clips = torch.randn(2, 3, 8, 64, 96)
+    views = [ClipView(4.0, (0.0, 0.0, 96.0, 64.0), (64, 96), frame_size=(64, 96))]
+    targets = torch.stack([task.clip_target(keyframe_sample(), views), task.clip_target(keyframe_sample(rois=()), views)])
+    targets[0, ..., :2, 1:5] = torch.tensor([0.3127, 0.1013, 0.7771, 0.9009])  # not exact in bf16's 8 bits
+    with torch.no_grad():
+        fp32 = task.forward(net, clips, targets)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = task.forward(net.to(memory_format=torch.channels_last_3d), clips, targets)
+    boxes = targets.reshape(bf16.shape[0], -1, targets.shape[-1])[..., :5]
+    assert bf16.dtype == torch.float32 and torch.equal(bf16[..., :5], boxes)
+    assert (bf16[..., 5:] - fp32[..., 5:]).norm() / fp32[..., 5:].norm() < 0.05
+
+
 def test_token_map_finds_the_grid():
     tokens = torch.arange(1 + 4 * 2 * 3, dtype=torch.float32).view(1, -1, 1)
     grid = token_map(tokens, (8, 64, 96))  # T/2 = 4, 64/32 = 2, 96/32 = 3

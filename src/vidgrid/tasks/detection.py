@@ -104,10 +104,10 @@ class DetectionNetwork(nn.Module):
         sizes = boxes[..., [7, 6, 7, 6]][selected].float()  # the clip's (w, h, w, h) before padding
         corners = boxes[..., 1:5][selected].float() * sizes
         rois = torch.cat([batch_index[:, None].float(), corners], dim=1)  # (N, 5) in input pixels
-        logits = self.head(pooled, rois, (h, w))
-        out = torch.zeros(*boxes.shape[:2], self.head.fc.out_features, device=x.device, dtype=logits.dtype)
+        logits = self.head(pooled, rois, (h, w)).float()  # under bf16 autocast too: the boxes ride along
+        out = torch.zeros(*boxes.shape[:2], self.head.fc.out_features, device=x.device)
         out[selected] = logits
-        return torch.cat([boxes[..., :5].to(out.dtype), out], dim=-1)  # (B, M, 5 + K)
+        return torch.cat([boxes[..., :5].float(), out], dim=-1)  # (B, M, 5 + K)
 
     def no_weight_decay(self) -> set[str]:
         inner = self.backbone.no_weight_decay() if hasattr(self.backbone, "no_weight_decay") else set()
