@@ -47,8 +47,8 @@ VARIANTS = {
     "bf16+cl3d+compile": Variant(bf16=True, channels_last=True, compiled=True),
 }
 """cudnn-bench: cuDNN times its algorithms for each new input shape and keeps the fastest, instead of
-choosing by heuristics (on an H200, X3D's depthwise convolutions ran 2.5-3x slower in channels_last_3d
-under the heuristics)."""
+choosing by heuristics (on an H100 it changed no figure by 1%: X3D's depthwise convolutions stayed
+2.5-4x slower in channels_last_3d; ``benchmarks/results``)."""
 DEFAULT_VARIANTS = {
     "cpu": ["eager", "cl3d"],
     "cuda": ["eager", "cudnn-bench", "bf16", "bf16+cl3d", "bf16+cl3d+cudnn-bench", "bf16+cl3d+compile"],
