@@ -104,7 +104,8 @@ class DetectionNetwork(nn.Module):
         sizes = boxes[..., [7, 6, 7, 6]][selected].float()  # the clip's (w, h, w, h) before padding
         corners = boxes[..., 1:5][selected].float() * sizes
         rois = torch.cat([batch_index[:, None].float(), corners], dim=1)  # (N, 5) in input pixels
-        logits = self.head(pooled, rois, (h, w)).float()  # under bf16 autocast too: the boxes ride along
+        logits = self.head(pooled, rois, (h, w)).float()  # float32 under autocast too: the box columns
+        # beside the logits must keep their coordinates (bf16 holds 8 significant bits)
         out = torch.zeros(*boxes.shape[:2], self.head.fc.out_features, device=x.device)
         out[selected] = logits
         return torch.cat([boxes[..., :5].float(), out], dim=-1)  # (B, M, 5 + K)
