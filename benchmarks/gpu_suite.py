@@ -150,6 +150,16 @@ class Settings:
     budgets: dict[str, float] = field(default_factory=dict)
     """Planned seconds per section."""
 
+    @property
+    def dry(self) -> bool:
+        """The CPU rehearsal (``DRY`` and its command-line variants)."""
+        return self.device == "cpu"
+
+    @property
+    def demo_train_videos(self) -> int:
+        """Training videos of the demo data (its 10 classes)."""
+        return 10 * self.demo_train_per_class
+
 
 GPU = Settings(
     device="cuda", compile_backend="inductor", compile_reserve=30.0, tiny=None, models=MODELS, batch=None,
@@ -235,7 +245,7 @@ def multigrid_compile(results: Results, s: Settings, budget: Budget, device: tor
         "short": [(st.shape, st.global_batch, last) for st in last.steps] * s.mg_rounds,
         "long": [(seg.shape, seg.base_batch, seg) for seg in schedule.segments for _ in range(2)] * s.mg_rounds,
     }
-    iterations = schedule.total_iterations(10 * s.demo_train_per_class)
+    iterations = schedule.total_iterations(s.demo_train_videos)
     measured: dict[str, dict[str, dict[str, float]]] = {cycle: {} for cycle in cycles}
     for mode in ("eager", "automatic", "dynamic", "static"):
         for cycle, plan in cycles.items():
@@ -301,17 +311,16 @@ def demo(results: Results, s: Settings, budget: Budget, device: torch.device, wo
         f"train.epochs={s.demo_epochs}", *scaled_stages(base, s.demo_epochs), f"data.train_list={data / 'train.csv'}",
         f"data.val_list={data / 'val.csv'}", f"train.device={device.type}", f"data.workers={s.workers}", *s.demo_overrides,
     ]
-    seconds_per_iteration = None
+    seconds_per_iteration = 0.0  # the slowest run's so far: the next run's expected time
     for seed, (name, arm) in itertools.product(s.demo_seeds, DEMO_ARMS.items()):
         cfg = load_config("demo", [*common, *arm, f"train.seed={seed}"])
-        expected = schedule_from_config(cfg).total_iterations(10 * s.demo_train_per_class) * (seconds_per_iteration or 0.0)
-        if budget.left() < expected:
+        if budget.left() < schedule_from_config(cfg).total_iterations(s.demo_train_videos) * seconds_per_iteration:
             return "budget"
         started = time.perf_counter()
         with contextlib.redirect_stderr(io.StringIO()):  # the progress bar
             summary = train(cfg, work / f"demo-{name}-seed{seed}")
         spent = time.perf_counter() - started
-        seconds_per_iteration = max(seconds_per_iteration or 0.0, spent / summary["iterations"])
+        seconds_per_iteration = max(seconds_per_iteration, spent / summary["iterations"])
         row = {"run": name, "seed": seed, "epochs": summary["epochs"], "iterations": summary["iterations"],
                "wall_time_s": summary["wall_time_s"], "run_time_s": spent, "top1": summary["top1"],
                "clips_seen": summary["clips_seen"], "overrides": [*s.demo_overrides, *arm]}
@@ -379,10 +388,10 @@ def _guarded(measure: Callable[[], dict[str, Any]], budget: Budget, **where: Any
         return {**where, "error": f"{type(e).__name__}: {e}".splitlines()[0]}
 
 
-def meta_of(s: Settings, device: torch.device, dry: bool) -> dict[str, Any]:
+def meta_of(s: Settings, device: torch.device) -> dict[str, Any]:
     cuda = device.type == "cuda"
     return {
-        "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "dry": dry,
+        "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "dry": s.dry,
         "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)",
         "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
         "cpu_cores": os.cpu_count(), "peak_tflops": PEAK_BF16_FLOPS / 1e12,
@@ -410,16 +419,15 @@ def settings_for(dry: bool, *, models: list[str] | None = None, demo_epochs: int
                    demo_seeds=tuple(demo_seeds or s.demo_seeds), budgets=planned, total_s=total)
 
 
-def run(out: Path, work: Path, *, dry: bool, sections: tuple[str, ...], s: Settings | None = None) -> Results:
+def run(out: Path, work: Path, s: Settings, *, sections: tuple[str, ...]) -> Results:
     """Every section in order, within its budget; returns the results (also saved under ``out``)."""
-    s = s or (DRY if dry else GPU)
     # Dynamo's symbolic shapes log a warning per failed range analysis (210 lines in one H200 run's
     # dynamic-shape compile of the demo model), which buries the figures.
     logging.getLogger("torch.utils._sympy.interp").setLevel(logging.ERROR)
-    if dry:
+    if s.dry:
         torch.set_num_threads(1)
     device = torch.device(s.device)
-    results = Results(out, meta_of(s, device, dry))
+    results = Results(out, meta_of(s, device))
     calls: dict[str, Callable[[Budget], str]] = {
         "correctness": lambda b: correctness(results, s, b, device),
         "models": lambda b: models(results, s, b, device),
@@ -466,7 +474,7 @@ def main() -> int:
         return 2
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gpu_suite_") as tmp:
-        results = run(args.out, args.work or Path(tmp), dry=args.dry, sections=tuple(args.sections), s=s)
+        results = run(args.out, args.work or Path(tmp), s, sections=tuple(args.sections))
     print(results.table_path.read_text())
     print(f"total {time.perf_counter() - started:.0f} s; figures in {results.json_path}")
     return 0

@@ -78,7 +78,7 @@ def test_a_stopped_run_keeps_the_figures_measured_before_the_stop(tmp_path, monk
 
     monkeypatch.setattr(gpu_suite, "check_bf16_training", check)
     with pytest.raises(KeyboardInterrupt):
-        gpu_suite.run(tmp_path / "out", tmp_path / "work", dry=True, sections=("correctness",))
+        gpu_suite.run(tmp_path / "out", tmp_path / "work", gpu_suite.DRY, sections=("correctness",))
     saved = json.loads((tmp_path / "out" / "gpu_suite.json").read_text())
     assert [row["model"] for row in saved["correctness"]] == ["x3d_s"]
     assert saved["meta"]["dry"] is True and saved["meta"]["peak_tflops"] == 989.0
@@ -90,7 +90,7 @@ def test_a_failing_section_is_recorded_and_the_next_one_runs(tmp_path, monkeypat
 
     monkeypatch.setattr(gpu_suite, "correctness", broken)
     monkeypatch.setattr(gpu_suite, "models", lambda results, s, budget, device: "done")
-    results = gpu_suite.run(tmp_path / "out", tmp_path / "work", dry=True, sections=("correctness", "models"))
+    results = gpu_suite.run(tmp_path / "out", tmp_path / "work", gpu_suite.DRY, sections=("correctness", "models"))
     sections = json.loads(results.json_path.read_text())["sections"]
     assert sections["correctness"]["status"] == "failed: RuntimeError: CUDA error: an illegal memory access"
     assert sections["models"]["status"] == "done"
@@ -150,7 +150,7 @@ def test_an_overrun_reads_as_one_even_when_the_measured_code_wraps_the_alarm_in_
 
 @pytest.mark.slow
 def test_the_loader_section_rehearses_on_cpu(tmp_path) -> None:
-    results = gpu_suite.run(tmp_path / "out", tmp_path / "work", dry=True, sections=("loader",))
+    results = gpu_suite.run(tmp_path / "out", tmp_path / "work", gpu_suite.DRY, sections=("loader",))
     saved = json.loads(results.json_path.read_text())
     assert saved["sections"]["loader"]["status"] == "done"
     speeds = [row["clips_per_s"] for row in saved["loader"] if row["what"] != "torchcodec"]
@@ -171,7 +171,7 @@ def test_command_line_settings_pick_models_demo_runs_and_budgets() -> None:
 @pytest.mark.slow
 def test_the_demo_section_times_the_baseline_and_both_multigrid_batchings_per_seed(tmp_path) -> None:
     s = gpu_suite.settings_for(True, demo_seeds=[0, 1])
-    results = gpu_suite.run(tmp_path / "out", tmp_path / "work", dry=True, sections=("demo",), s=s)
+    results = gpu_suite.run(tmp_path / "out", tmp_path / "work", s, sections=("demo",))
     rows = json.loads(results.json_path.read_text())["demo"]
     assert [(r["run"], r["seed"]) for r in rows] == [(run, seed) for seed in (0, 1) for run in gpu_suite.DEMO_ARMS]
     assert rows[1]["iterations"] >= rows[2]["iterations"]  # the cap cuts Eq. 1's steps into more, smaller ones
