@@ -41,13 +41,13 @@ def test_full_size_params_and_gmacs(name: str, params: int, gmacs: float) -> Non
     assert count_gmacs(model, model.default_input) == pytest.approx(gmacs, rel=0.03)
 
 
-def test_backbone_only_matches_seed000_table() -> None:
+def test_backbone_only_matches_the_practitioners_table() -> None:
     with torch.device("meta"):
         model = create_model("mvitv1_b_16x4")
     assert round(count_params(model)[1] / 1e6, 2) == 36.30  # the practitioner's notes: MViT-B backbone 36.30M
 
 
-def test_stage_layout_of_seed001_table2() -> None:
+def test_stage_layout_of_multitrain_supplement_table2() -> None:
     cfg = VARIANTS["mvitv2_b_32x3"]
     specs = block_specs(cfg)
     assert len(specs) == 24

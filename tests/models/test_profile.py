@@ -28,7 +28,7 @@ def test_profile_json_of_a_small_model(capsys, monkeypatch) -> None:
     assert row["memory_mb"] > 0 and row["train_clips_per_s"] > 0 and row["infer_clips_per_s"] > 0
 
 
-def test_table_has_seed000_columns() -> None:
+def test_table_has_the_benchmark_table_columns() -> None:
     rows = [
         Profile("mvitv1_b_16x4", [3, 16, 224, 224], 36_610_672, 36_303_072, 70.6, 1, "cpu", 2048.0, 0.5, 1.5),
         Profile(

@@ -1,6 +1,6 @@
 """Optimizers, parameter groups and the learning rate at a point of training.
 
-Recipes (seeds 000, 001, 002): SGD with momentum (X3D supplement §A.3, multigrid paper) or AdamW
+Recipes: SGD with momentum (X3D supplement §A.3, multigrid paper) or AdamW
 (MViTv2, MultiTrain supplement); no weight decay on norms, biases and position embeddings; an LR multiplier for
 a pretrained backbone (the practitioner's notes: 0.1); linear scaling of the LR with the batch size (Goyal et al.);
 a linear warm-up from a fraction of the LR (the practitioner's notes: 0.01×).
