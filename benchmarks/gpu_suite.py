@@ -73,6 +73,7 @@ from vidgrid.data.annotations import Annotations, Sample
 from vidgrid.data.dataset import VideoClipDataset
 from vidgrid.data.synthetic import write_synthetic_dataset
 from vidgrid.engine.build import build_model
+from vidgrid.engine.demo import GPU_LAYOUT
 from vidgrid.engine.subbatch_bn import bn_grouping, convert_to_sub_batch_norm, set_bn_groups
 from vidgrid.engine.trainer import train
 from vidgrid.models.profile import training_step
@@ -91,10 +92,9 @@ LOADER_INPUTS = {"x3d_m": (16, 5, 224), "slowfast_r50_8x8": (32, 2, 224)}
 """Model: (frames, sampling rate, crop) of its training clips."""
 
 
-DEMO_ON_GPU = ("train.precision=fp32", "model.channels_last=false")
-"""The demo recipe as the X3D recipes train on a GPU (the dry run rehearses the same): X3D's depthwise
-convolutions ran 2.5-4x slower in channels_last_3d on an H200 and an H100, and bf16 saved memory, not
-time (``benchmarks/results``)."""
+DEMO_ON_GPU = ("train.precision=fp32", *GPU_LAYOUT)
+"""The demo recipe as ``vidgrid demo`` and the X3D recipes train on a GPU (the dry run rehearses the
+same): fp32 (bf16 saved X3D memory, not time) and channels-first (``vidgrid.engine.demo.GPU_LAYOUT``)."""
 DEMO_ARMS = {"baseline": ["multigrid.enabled=false"], "multigrid": ["multigrid.enabled=true"],
              "multigrid_eq1": ["multigrid.enabled=true", "multigrid.max_batch_factor=0"]}
 """The demo runs: the recipe's multigrid caps each step's batch; ``multigrid_eq1`` takes Eq. 1's, fewer

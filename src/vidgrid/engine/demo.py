@@ -11,8 +11,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import torch
+
 from vidgrid.config import load_config
 from vidgrid.data.synthetic import write_synthetic_dataset
+from vidgrid.engine.distributed import available_cores
 from vidgrid.engine.stopping import exit_status
 from vidgrid.engine.trainer import train
 
@@ -20,6 +23,17 @@ TRAIN_PER_CLASS = 100
 """Training videos per class: multigrid's large coarse batches need enough videos per epoch to leave
 the run a few hundred iterations."""
 VAL_PER_CLASS = 20
+GPU_LAYOUT = ("model.channels_last=false",)
+"""The demo recipe's memory layout is oneDNN's choice for 2 CPU cores; on a GPU X3D's depthwise
+convolutions ran 2.5-4x slower in channels_last_3d (20 demo epochs: 13 ms an iteration channels-first
+on an H100, 59 ms channels-last on an H200; ``benchmarks/results``)."""
+
+
+def gpu_overrides(cores: int) -> list[str]:
+    """What the demo changes in its recipe on a GPU: :data:`GPU_LAYOUT`, and a loader worker for every
+    core but the trainer's instead of the recipe's one (multigrid's coarse steps take 32 clips in a few
+    milliseconds there; the GPU suite's demo runs had 15 workers on 16 cores)."""
+    return [*GPU_LAYOUT, f"data.workers={max(1, cores - 1)}"]
 
 
 def run_demo(out: Path) -> int:
@@ -31,7 +45,10 @@ def run_demo(out: Path) -> int:
     else:
         print(f"writing the synthetic dataset to {data} ...", flush=True)
         write_synthetic_dataset(data, train_per_class=TRAIN_PER_CLASS, val_per_class=VAL_PER_CLASS)
-    cfg = load_config("demo")
+    overrides = gpu_overrides(available_cores()) if torch.cuda.is_available() else []
+    if overrides:
+        print(f"on a GPU: {' '.join(overrides)} (the recipe's are for 2 CPU cores)")
+    cfg = load_config("demo", overrides)
     # the recipe's list paths are relative to the demo folder
     cfg.data.train_list = str(out / cfg.data.train_list)
     cfg.data.val_list = str(out / cfg.data.val_list)

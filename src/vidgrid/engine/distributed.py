@@ -65,12 +65,16 @@ def pick_device(kind: Literal["auto", "cpu", "cuda"], local_rank: int) -> torch.
     return torch.device("cpu")
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def cpu_threads(workers: int) -> int:
     """Intra-op threads of a CPU training process: the cores left to it once the loader workers and the
     other processes on this machine have theirs (more threads than free cores makes OpenMP spin)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, cores // local_processes - workers)
+    return max(1, available_cores() // local_processes - workers)
 
 
 def init_distributed(device_kind: Literal["auto", "cpu", "cuda"] = "auto") -> DistEnv:
