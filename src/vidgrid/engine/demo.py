@@ -1,9 +1,10 @@
 """``vidgrid demo``: the README's first command.
 
 Writes the synthetic action dataset (:mod:`vidgrid.data.synthetic`) into ``OUT/data``, trains the
-small X3D of ``configs/demo.yaml`` on it with multigrid into ``OUT/run``, evaluates it on the
-validation videos and prints the top-1 accuracy and where the plots are. Running it again reuses the
-dataset and resumes (or just reports) the run.
+small X3D of ``configs/demo.yaml`` on it with multigrid into ``OUT/run`` (on a GPU channels-first,
+with more loader workers: :func:`gpu_overrides`), evaluates it on the validation videos and prints
+the top-1 accuracy and where the plots are. Running it again reuses the dataset and resumes (or just
+reports) the run.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ the run a few hundred iterations."""
 VAL_PER_CLASS = 20
 GPU_LAYOUT = ("model.channels_last=false",)
 """The demo recipe's memory layout is oneDNN's choice for 2 CPU cores; on a GPU X3D's depthwise
-convolutions ran 2.5-4x slower in channels_last_3d (20 demo epochs: 13 ms an iteration channels-first
-on an H100, 59 ms channels-last on an H200; ``benchmarks/results``)."""
+convolutions ran 2.5-4x slower in channels_last_3d (``benchmarks/results``; 20 demo epochs took 13 ms
+an iteration in fp32 channels-first on an H100, 59 ms in bf16 channels-last on an H200)."""
+GPU_MAX_WORKERS = 8
+"""Each loader worker keeps its own decoded-video cache (about 0.4 GB of the demo's videos)."""
 
 
 def gpu_overrides(cores: int) -> list[str]:
     """What the demo changes in its recipe on a GPU: :data:`GPU_LAYOUT`, and a loader worker for every
-    core but the trainer's instead of the recipe's one (multigrid's coarse steps take 32 clips in a few
-    milliseconds there; the GPU suite's demo runs had 15 workers on 16 cores)."""
-    return [*GPU_LAYOUT, f"data.workers={max(1, cores - 1)}"]
+    core but the trainer's, up to :data:`GPU_MAX_WORKERS`, instead of the recipe's one (multigrid's
+    coarse steps take 32 clips in a few milliseconds there)."""
+    return [*GPU_LAYOUT, f"data.workers={max(1, min(GPU_MAX_WORKERS, cores - 1))}"]
 
 
 def run_demo(out: Path) -> int:
