@@ -93,8 +93,9 @@ LOADER_INPUTS = {"x3d_m": (16, 5, 224), "slowfast_r50_8x8": (32, 2, 224)}
 
 
 DEMO_ON_GPU = ("train.precision=fp32", *GPU_LAYOUT)
-"""The demo recipe as ``vidgrid demo`` and the X3D recipes train on a GPU (the dry run rehearses the
-same): fp32 (bf16 saved X3D memory, not time) and channels-first (``vidgrid.engine.demo.GPU_LAYOUT``)."""
+"""The demo recipe in the X3D recipes' precision and ``vidgrid demo``'s layout on a GPU (the dry run
+rehearses the same): fp32 (bf16 saved X3D memory, not time) and channels-first
+(``vidgrid.engine.demo.GPU_LAYOUT``); its loader workers are :attr:`Settings.workers`."""
 DEMO_ARMS = {"baseline": ["multigrid.enabled=false"], "multigrid": ["multigrid.enabled=true"],
              "multigrid_eq1": ["multigrid.enabled=true", "multigrid.max_batch_factor=0"]}
 """The demo runs: the recipe's multigrid caps each step's batch; ``multigrid_eq1`` takes Eq. 1's, fewer

@@ -1,4 +1,3 @@
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from vidgrid.engine import demo
 def run_demo_capturing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *, cuda: bool, cores: int) -> Config:
     """``vidgrid demo`` up to its training call, on a machine with or without CUDA; the config it trains."""
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "meta.json").write_text(json.dumps({}))  # the dataset is there already
+    (tmp_path / "data" / "meta.json").write_text("{}")  # the dataset is there already
     captured: dict[str, Any] = {}
 
     def fake_train(cfg: Config, out: Path, **_: Any) -> dict[str, Any]:
