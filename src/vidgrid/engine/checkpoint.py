@@ -171,9 +171,16 @@ def read_torch_file(path: Path) -> Any:
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or foreign file: {reason[:200]})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or foreign file: {load_failure(e)})") from None
     return ckpt
+
+
+def load_failure(error: Exception) -> str:
+    """What ``torch.load`` found wrong, in a few words: the weights-only unpickler's own finding without
+    the advice around it (which suggests ``weights_only=False``, running the file's code)."""
+    text = str(error).split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:200] if lines else type(error).__name__
 
 
 def load_latest(folder: Path) -> tuple[dict[str, Any], Path] | None:
