@@ -14,7 +14,7 @@ LAYERS = {
     "cli": 5,
     "engine": 4,
     "tasks": 3, "data": 2, "multigrid": 2, "models": 2,
-    "config": 1, "errors": 0, "types": 0, "registry": 0,
+    "config": 1, "torch_file": 1, "errors": 0, "types": 0, "registry": 0,
 }
 """Rank of each top-level module or folder: a module may import only ranks below its own, and its
 own folder. Tasks turn annotation samples into targets, so they sit above data."""

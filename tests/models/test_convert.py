@@ -159,8 +159,12 @@ def test_load_source_and_cli_errors(tmp_path, capsys, tiny_model) -> None:
     torch.save({"model_state": {"a": 1}}, bad)
     with pytest.raises(CheckpointError, match="expected a state dict of tensors"):
         load_source(bad)
-    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+    with pytest.raises(CheckpointError, match="checkpoint file not found"):
         load_source(tmp_path / "nope.pyth")
+    (tmp_path / "text.pyth").write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="text.pyth: not a readable checkpoint") as refused:
+        load_source(tmp_path / "text.pyth")
+    assert "weights_only" not in str(refused.value)  # torch's finding, not its advice to unpickle unsafely
 
     # through the CLI: a mismatch is one 'error:' line and exit code 2, and nothing is written
     assert main(["convert", str(path), str(tmp_path / "x.pt"), "--from", "pyslowfast", "--model", "x3d_s"]) == 2

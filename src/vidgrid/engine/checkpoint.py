@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from vidgrid.errors import CheckpointError
+from vidgrid.torch_file import read_torch_file
 
 CHECKPOINT_KEYS = ("model", "config", "classes")
 _PREFIX, _SUFFIX = "ckpt-", ".pt"
@@ -160,27 +161,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in CHECKPOINT_KEYS):
         raise CheckpointError(f"{path}: not a vidgrid checkpoint (expected the keys {', '.join(CHECKPOINT_KEYS)})")
     return ckpt
-
-
-def read_torch_file(path: Path) -> Any:
-    """``torch.load(path, weights_only=True)``; a missing or unreadable file is a :class:`CheckpointError`."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    try:
-        with warnings.catch_warnings():  # torch warns about a raw pickle before refusing it: the refusal is the message
-            warnings.simplefilter("ignore")
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or foreign file: {load_failure(e)})") from None
-    return ckpt
-
-
-def load_failure(error: Exception) -> str:
-    """What ``torch.load`` found wrong, in a few words: the weights-only unpickler's own finding without
-    the advice around it (which suggests ``weights_only=False``, running the file's code)."""
-    text = str(error).split("WeightsUnpickler error:", 1)[-1]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0][:200] if lines else type(error).__name__
 
 
 def load_latest(folder: Path) -> tuple[dict[str, Any], Path] | None:

@@ -19,10 +19,11 @@ from torch import Tensor, nn
 
 from vidgrid.config import Config, config_from_dict
 from vidgrid.engine.build import build_model
-from vidgrid.engine.checkpoint import CHECKPOINT_KEYS, load_model_weights, read_torch_file
+from vidgrid.engine.checkpoint import CHECKPOINT_KEYS, load_model_weights
 from vidgrid.errors import CheckpointError
 from vidgrid.models import create_model
 from vidgrid.tasks import Task, task_class
+from vidgrid.torch_file import read_torch_file
 
 CONVERTED_KEYS = ("model", "model_name", "num_classes", "converted_from")
 

@@ -31,6 +31,7 @@ from vidgrid.models.registry import create_model, list_models
 from vidgrid.models.resnet3d import RESNET3D_CONFIGS, ResNet3D, SlowFast
 from vidgrid.models.state_keys import Key, parse_key
 from vidgrid.models.x3d import X3D
+from vidgrid.torch_file import read_torch_file
 
 Source = Literal["pyslowfast", "pytorchvideo"]
 SOURCES: tuple[str, ...] = ("pyslowfast", "pytorchvideo")
@@ -252,12 +253,7 @@ def load_source(path: Path) -> tuple[dict[str, Tensor], dict]:
     """A PySlowFast/PyTorchVideo checkpoint's weights: ``model_state`` if present, else the file
     itself when it is a plain state dict (loaded with ``weights_only=True``); and the config a
     PySlowFast checkpoint saves under ``cfg`` (a YAML dump; ``{}`` when absent)."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise CheckpointError(f"{path}: cannot load as a weights-only torch checkpoint ({exc.__class__.__name__})")
+    obj = read_torch_file(path)
     state = obj.get("model_state", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors (or one under 'model_state')")
