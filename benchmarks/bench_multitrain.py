@@ -230,9 +230,9 @@ def run_all(out: Path, second: str, iterations: int, seeds: list[int], extra: li
     if shares:
         found, having = (sum(counts[i] for counts in per_direction.values()) for i in (0, 1))
         print(f"correspondences found: {found}/{having} = {100 * found / max(having, 1):.0f}% (target >= 90%)")
-    for first, second, target in (("c", "a", "target >= +3.0"), ("c", "b", "target >= 0"), ("b", "a", "")):
+    for first, second, target in (("c", "a", "; target >= +3.0"), ("c", "b", "; target >= 0"), ("b", "a", "")):
         if first in arms and second in arms:
-            print(f"({first}) - ({second}) on A: {paired(on_a[first], on_a[second])}" + (f"; {target}" if target else ""))
+            print(f"({first}) - ({second}) on A: {paired(on_a[first], on_a[second])}{target}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,13 @@ def one_line(error: BaseException) -> str:
     return text
 
 
+def first_line(error: BaseException, message: str | None = None) -> str:
+    """A foreign error (torch's, a collective's, the OS's) in a few words: the first non-empty line of
+    its message (or of ``message``, a part of it), at most 200 characters; its class name when empty."""
+    lines = [line.strip() for line in (str(error) if message is None else message).splitlines() if line.strip()]
+    return lines[0][:200] if lines else type(error).__name__
+
+
 def disk_full(error: OSError) -> str | None:
     """``PATH: no space left on device`` for a full disk (or quota), None for any other OSError."""
     if error.errno not in (errno.ENOSPC, errno.EDQUOT):

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from vidgrid.errors import CheckpointError
+from vidgrid.errors import CheckpointError, first_line
 
 
 def read_torch_file(path: Path) -> Any:
@@ -28,6 +28,4 @@ def read_torch_file(path: Path) -> Any:
 def load_failure(error: Exception) -> str:
     """What ``torch.load`` found wrong, in a few words: the weights-only unpickler's own finding without
     the advice around it (which suggests ``weights_only=False``, running the file's code)."""
-    text = str(error).split("WeightsUnpickler error:", 1)[-1]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0][:200] if lines else type(error).__name__
+    return first_line(error, str(error).split("WeightsUnpickler error:", 1)[-1])

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidgrid.errors import CheckpointError
+from vidgrid.errors import CheckpointError, first_line
 from vidgrid.torch_file import read_torch_file
 
 CHECKPOINT_KEYS = ("model", "config", "classes")
@@ -91,8 +91,7 @@ def _write_failure(error: BaseException) -> str:
     """Why a write failed, in a few words: a full disk or quota, else the error's first line."""
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         return "no space left on device"
-    text = (error.strerror if isinstance(error, OSError) else None) or str(error).strip().splitlines()[0]
-    return text[:200]
+    return (error.strerror if isinstance(error, OSError) else None) or first_line(error)
 
 
 def save_atomic(obj: Any, path: Path) -> None:

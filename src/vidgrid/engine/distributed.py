@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from vidgrid.errors import ConfigError, VidgridError
+from vidgrid.errors import ConfigError, VidgridError, first_line
 from vidgrid.engine.subbatch_bn import BNGrouping, bn_grouping, set_bn_groups
 
 TIMEOUT = timedelta(seconds=int(os.environ.get("VIDGRID_DIST_TIMEOUT_S", "600")))
@@ -107,10 +107,9 @@ def peers_alive(env: DistEnv) -> Iterator[None]:
         lost = isinstance(e, dist.DistError) or any(s in str(e) for s in _PEER_LOST)
         if not env.distributed or not lost:
             raise
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise DistributedError(
             f"rank {env.rank}: another training process died or stopped answering within "
-            f"{int(TIMEOUT.total_seconds())} s ({reason}); see its log, then resume with --resume auto"
+            f"{int(TIMEOUT.total_seconds())} s ({first_line(e)}); see its log, then resume with --resume auto"
         ) from e
 
 
