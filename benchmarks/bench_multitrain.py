@@ -1,9 +1,10 @@
 """Multi-dataset training (MultiTrain, NeurIPS 2022) against training on the small dataset alone.
 
 Two synthetic datasets with overlapping concepts (``vidgrid synth``, 64² px, 32 frames): A, small,
-with the 10 fine ``demo`` classes, 10 training videos each, and B, 500 training videos that none of
-A's are, of one of three kinds (``--b``): coarser labels or another look, the two ways a second
-set overlaps a first that ``vidgrid synth`` writes:
+with the 10 fine ``demo`` classes, 10 training videos each (``--a-train``: another number, in data
+and run folders of their own, e.g. ``data/A-3`` and ``c-soft-3-seed0``), and B, 500 training
+videos that none of A's are, of one of three kinds (``--b``): coarser labels or another look, the
+two ways a second set overlaps a first that ``vidgrid synth`` writes:
 
 - ``coarse``: 5 coarse classes that each merge some of A's (``--coarse demo``: ``horizontal`` =
   ``slide_left`` + ``slide_right``, ...), 100 training videos each, rendered from its fine classes
@@ -40,7 +41,7 @@ error of the mean difference. Targets: (c) beats (a) on A by ≥ 3 points and is
 the true correspondence is the top projection pair for ≥ 90% of the classes.
 
     python benchmarks/bench_multitrain.py [KEY=VALUE ...] [--b coarse|negative|soft] [--out DIR]
-                                          [--iterations N] [--seeds S ...] [--arms a b c]
+                                          [--iterations N] [--a-train N] [--seeds S ...] [--arms a b c]
 
 A run whose ``summary.json`` exists is not trained again; (a) and the pretraining are shared by
 every kind of B. Extra ``KEY=VALUE`` overrides, anywhere on the line, apply to every arm.
@@ -95,10 +96,15 @@ COMMON = [
 ]
 
 
-def write_data(out: Path, second: str) -> tuple[Path, Path, Path]:
-    a, b, p = out / "data" / "A", out / "data" / f"B-{second}", out / "data" / "P"
+def a_suffix(a_train: int) -> str:
+    """What names A's data and the runs that train on it when A has other than :data:`A_TRAIN` videos a class."""
+    return "" if a_train == A_TRAIN else f"-{a_train}"
+
+
+def write_data(out: Path, second: str, a_train: int) -> tuple[Path, Path, Path]:
+    a, b, p = out / "data" / f"A{a_suffix(a_train)}", out / "data" / f"B-{second}", out / "data" / "P"
     if not (a / "val.csv").exists():
-        write_synthetic_dataset(a, seed=0, classes="demo", train_per_class=A_TRAIN, val_per_class=A_VAL, **VIDEO)
+        write_synthetic_dataset(a, seed=0, classes="demo", train_per_class=a_train, val_per_class=A_VAL, **VIDEO)
     if not (b / "val.csv").exists():
         write_synthetic_dataset(b, seed=0, val_per_class=B_VAL, **SECOND[second], **VIDEO)
     if not (p / "val.csv").exists():
@@ -134,9 +140,10 @@ def pretrained(out: Path, p: Path, iterations: int) -> tuple[Path, dict[str, Any
 
 
 def arm_config(arm: str, a: Path, b: Path, start: Path, iterations: int, seed: int, extra: list[str]) -> Config:
+    a_videos = len((a / "train.csv").read_text().splitlines())
     if arm == "a":
         data = single_dataset(a)
-        slots = 10 * A_TRAIN
+        slots = a_videos
     else:
         datasets = [
             {"name": "A", "train_list": str(a / "train.csv"), "val_list": str(a / "val.csv"), "sampling_weight": A_SAMPLING_WEIGHT},
@@ -145,7 +152,7 @@ def arm_config(arm: str, a: Path, b: Path, start: Path, iterations: int, seed: i
         data = ["task.name=multitrain", f"datasets={json.dumps(datasets)}", *JOINT]
         if arm == "b":
             data += ["multitrain.informative_weight=0", "multitrain.projection_weight=0"]
-        slots = round(10 * A_TRAIN * A_SAMPLING_WEIGHT) + len((b / "train.csv").read_text().splitlines())
+        slots = round(a_videos * A_SAMPLING_WEIGHT) + len((b / "train.csv").read_text().splitlines())
     overrides = [*COMMON, *data, *budget(iterations, slots), f"model.pretrained={start}", f"train.seed={seed}", *extra]
     return load_config(None, overrides)
 
@@ -156,9 +163,10 @@ def top1(summary: dict[str, Any], dataset: str) -> float | None:
     return summary["top1"] if dataset == "A" else None
 
 
-def run_folder(out: Path, arm: str, second: str, seed: int) -> Path:
+def run_folder(out: Path, arm: str, second: str, seed: int, a_train: int) -> Path:
     """An arm's run folder: (a) is the same for every kind of B."""
-    return out / (f"a-seed{seed}" if arm == "a" else f"{arm}-{second}-seed{seed}")
+    name = "a" if arm == "a" else f"{arm}-{second}"
+    return out / f"{name}{a_suffix(a_train)}-seed{seed}"
 
 
 def correspondence_share(run: Path, b: Path) -> dict[str, tuple[int, int]]:
@@ -192,33 +200,36 @@ def main() -> None:
     parser.add_argument("--b", choices=list(SECOND), default="coarse", help="the kind of the second dataset, B")
     parser.add_argument("--out", default="bench-multitrain", help="folder for the datasets and the runs")
     parser.add_argument("--iterations", type=int, default=2000, help="optimizer steps of every arm (about)")
+    parser.add_argument("--a-train", type=int, default=A_TRAIN, help="training videos per class of A")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="train.seed of each set of arms")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="run some of the arms")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to every arm")
     args = parse_with_overrides(parser)
     try:
-        run_all(Path(args.out), args.b, args.iterations, args.seeds, args.overrides, arms="".join(args.arms))
+        run_all(Path(args.out), args.b, args.iterations, args.seeds, args.overrides, arms="".join(args.arms), a_train=args.a_train)
     except VidgridError as e:
         raise SystemExit(f"error: {e}") from None
 
 
-def run_all(out: Path, second: str, iterations: int, seeds: list[int], extra: list[str], *, arms: str = "abc") -> None:
+def run_all(
+    out: Path, second: str, iterations: int, seeds: list[int], extra: list[str], *, arms: str = "abc", a_train: int = A_TRAIN
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "setup.lock", "w") as lock:  # processes sharing ``out``: one writes and pretrains, the others wait
         fcntl.flock(lock, fcntl.LOCK_EX)
-        a, b, p = write_data(out, second)
+        a, b, p = write_data(out, second, a_train)
         start, done = pretrained(out, p, iterations)
     print(f"B: {second}; pretraining on P: {done['iterations']} iterations, {done['wall_time_s']:.0f} s, top-1 P {100 * done['top1']:.1f}%", flush=True)
     results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
     shares = []
     for seed in seeds:
         for arm in arms:
-            summary = trained(arm_config(arm, a, b, start, iterations, seed, extra), run_folder(out, arm, second, seed))
+            summary = trained(arm_config(arm, a, b, start, iterations, seed, extra), run_folder(out, arm, second, seed, a_train))
             results[arm].append(summary)
             print(f"({arm}) seed {seed}: {summary['iterations']} iterations, {summary['wall_time_s']:.0f} s, top-1 A "
                   f"{100 * top1(summary, 'A'):.1f}%" + (f", B {100 * top1(summary, 'B'):.1f}%" if arm != "a" else ""), flush=True)
         if "c" in arms:
-            shares.append(correspondence_share(run_folder(out, "c", second, seed), b))
+            shares.append(correspondence_share(run_folder(out, "c", second, seed, a_train), b))
     print(f"\n{'arm':<26} {'top-1 A':>15} {'top-1 B':>15}  (mean ± SD over seeds {seeds})")
     on_a = {arm: [100 * top1(s, "A") for s in results[arm]] for arm in arms}
     for arm in arms:
