@@ -120,6 +120,11 @@ def budget(iterations: int, slots: int) -> list[str]:
     return [f"train.epochs={epochs}", f"schedule.warmup_epochs={WARMUP_SHARE * epochs:g}"]
 
 
+def training_videos(root: Path) -> int:
+    """The number of videos in a dataset's training list."""
+    return len((root / "train.csv").read_text().splitlines())
+
+
 def single_dataset(root: Path) -> list[str]:
     """Overrides for one dataset's training and validation lists."""
     return [f"data.train_list={root / 'train.csv'}", f"data.val_list={root / 'val.csv'}"]
@@ -140,7 +145,7 @@ def pretrained(out: Path, p: Path, iterations: int) -> tuple[Path, dict[str, Any
 
 
 def arm_config(arm: str, a: Path, b: Path, start: Path, iterations: int, seed: int, extra: list[str]) -> Config:
-    a_videos = len((a / "train.csv").read_text().splitlines())
+    a_videos = training_videos(a)
     if arm == "a":
         data = single_dataset(a)
         slots = a_videos
@@ -152,7 +157,7 @@ def arm_config(arm: str, a: Path, b: Path, start: Path, iterations: int, seed: i
         data = ["task.name=multitrain", f"datasets={json.dumps(datasets)}", *JOINT]
         if arm == "b":
             data += ["multitrain.informative_weight=0", "multitrain.projection_weight=0"]
-        slots = round(a_videos * A_SAMPLING_WEIGHT) + len((b / "train.csv").read_text().splitlines())
+        slots = round(a_videos * A_SAMPLING_WEIGHT) + training_videos(b)
     overrides = [*COMMON, *data, *budget(iterations, slots), f"model.pretrained={start}", f"train.seed={seed}", *extra]
     return load_config(None, overrides)
 

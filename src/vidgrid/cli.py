@@ -196,9 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit flush
         return 141
     except OSError as e:  # a disk that fills up while writing logs or plots
-        if args.debug or disk_full(e) is None:
+        full = disk_full(e)
+        if args.debug or full is None:
             raise
-        print(f"error: {disk_full(e)}", file=sys.stderr)
+        print(f"error: {full}", file=sys.stderr)
         return 2
 
 

@@ -27,11 +27,19 @@ def first_line(error: BaseException, message: str | None = None) -> str:
     return lines[0][:200] if lines else type(error).__name__
 
 
+NO_SPACE = "no space left on device"
+
+
+def no_space(error: BaseException) -> bool:
+    """Whether ``error`` is a full disk or an exceeded quota."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def disk_full(error: OSError) -> str | None:
     """``PATH: no space left on device`` for a full disk (or quota), None for any other OSError."""
-    if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+    if not no_space(error):
         return None
-    return f"{error.filename or 'writing a file'}: no space left on device"
+    return f"{error.filename or 'writing a file'}: {NO_SPACE}"
 
 
 class VidgridError(Exception):

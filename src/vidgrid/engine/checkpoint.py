@@ -26,7 +26,6 @@ newest is truncated.
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 import secrets
@@ -39,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidgrid.errors import CheckpointError, first_line
+from vidgrid.errors import NO_SPACE, CheckpointError, first_line, no_space
 from vidgrid.torch_file import read_torch_file
 
 CHECKPOINT_KEYS = ("model", "config", "classes")
@@ -89,8 +88,8 @@ class _Writes:
 
 def _write_failure(error: BaseException) -> str:
     """Why a write failed, in a few words: a full disk or quota, else the error's first line."""
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "no space left on device"
+    if no_space(error):
+        return NO_SPACE
     return (error.strerror if isinstance(error, OSError) else None) or first_line(error)
 
 
